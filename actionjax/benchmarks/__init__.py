@@ -1,0 +1,1 @@
+"""Benchmark modes of ``python -m actionjax.benchmark``."""
