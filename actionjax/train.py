@@ -14,7 +14,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--config', required=True, help='config file, e.g. configs/tsn_demo.py')
     parser.add_argument('--work-dir', help='where logs and checkpoints go (default: work_dirs/<config name>)')
     resume = parser.add_mutually_exclusive_group()
-    resume.add_argument('--resume-from', help='checkpoint to resume from: model, optimizer, step and data order')
+    resume.add_argument('--resume-from',
+                        help='checkpoint to resume from: model, optimizer, step and data order')
     resume.add_argument('--auto-resume', action='store_true',
                         help='resume from the latest checkpoint in the work dir, if there is one')
     parser.add_argument('--load-from', help='checkpoint whose weights initialise the model (fine-tuning)')
