@@ -103,7 +103,7 @@ class Registry:
             raise TypeError(f'{where} must be a dict with a "type" key, got {cfg!r}')
         if 'type' not in cfg:
             where = f'config key {key_path!r}' if key_path else f'a {self.name} config'
-            raise KeyError(f'{where} has no "type"; add e.g. type={(self.keys() or ["..."])[0]!r}')
+            raise RegistryError(f'{where} has no "type"; add e.g. type={(self.keys() or ["..."])[0]!r}')
         args = dict(cfg)
         obj_type = args.pop('type')
         for key, value in default_args.items():
