@@ -1,0 +1,6 @@
+"""Backbones, registered in ``BACKBONES`` on import."""
+
+from actionjax.models.backbones.resnet import ResNet
+from actionjax.models.backbones.resnet_tsm import ResNetTSM
+
+__all__ = ['ResNet', 'ResNetTSM']

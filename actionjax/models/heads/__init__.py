@@ -1,0 +1,8 @@
+"""Classification heads, registered in ``HEADS`` on import."""
+
+from actionjax.models.heads.base import BaseHead, average_clip, top_k_accuracy
+from actionjax.models.heads.consensus import AvgConsensus
+from actionjax.models.heads.tsm_head import TSMHead
+from actionjax.models.heads.tsn_head import TSNHead
+
+__all__ = ['AvgConsensus', 'BaseHead', 'TSMHead', 'TSNHead', 'average_clip', 'top_k_accuracy']

@@ -1,0 +1,1 @@
+"""Localizers, registered in ``LOCALIZERS`` on import (none yet)."""

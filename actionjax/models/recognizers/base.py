@@ -1,0 +1,113 @@
+"""What every recognizer shares: building its parts, input normalisation, losses, freezing.
+
+A recognizer is a Flax module built from MMAction2's model config (``backbone``,
+``cls_head``, ``neck``, ``train_cfg``, ``test_cfg``, ``data_preprocessor``). Config
+dicts for the backbone and head are built into submodules when the recognizer is
+constructed, so the unbound module already knows its parts (``frozen_prefixes``).
+
+Input normalisation runs on the device, as 1.x's ``ActionDataPreprocessor``:
+``to_rgb`` reverses the channel order, then ``(x - mean) / std``. Pass
+``normalize=False`` to feed inputs that are already normalised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from actionjax.models.builder import build_backbone, build_head, freeze_cfg
+from actionjax.models.heads.base import AVERAGE_CLIPS, average_clip
+
+_MISSING = object()
+
+
+class BaseRecognizer(nn.Module):
+    """Fields as MMAction2's ``BaseRecognizer``; ``backbone``/``cls_head`` are dicts or modules."""
+
+    backbone: Any
+    cls_head: Any = None
+    neck: Any = None
+    train_cfg: Any = None
+    test_cfg: Any = None
+    data_preprocessor: Any = None
+
+    def __post_init__(self) -> None:
+        # Config dicts become unbound submodules; Flax names them after the field.
+        if isinstance(self.backbone, Mapping):
+            object.__setattr__(self, 'backbone', build_backbone(self.backbone))
+        if isinstance(self.cls_head, Mapping):
+            object.__setattr__(self, 'cls_head', build_head(self.cls_head))
+        for name in ('train_cfg', 'test_cfg', 'data_preprocessor'):
+            object.__setattr__(self, name, freeze_cfg(getattr(self, name)))
+        self._check_cfg()
+        super().__post_init__()
+
+    def _check_cfg(self) -> None:
+        if self.neck is not None:
+            raise NotImplementedError('model.neck is not supported yet; remove it from the config')
+        if self.cls_head is None:
+            raise ValueError('model.cls_head is required (feature extraction without a head is not '
+                             'supported); add e.g. cls_head=dict(type="TSNHead", ...)')
+        if self.train_cfg and self.train_cfg.get('blending'):
+            raise NotImplementedError('model.train_cfg.blending (mixup/cutmix) is not supported yet')
+        pre = self.data_preprocessor or {}
+        if pre.get('type', 'ActionDataPreprocessor') != 'ActionDataPreprocessor':
+            raise NotImplementedError(f'model.data_preprocessor.type {pre["type"]!r} is not supported; '
+                                      "use 'ActionDataPreprocessor'")
+        if pre.get('blending'):
+            raise NotImplementedError('model.data_preprocessor.blending (mixup/cutmix) is not supported yet')
+        if (pre.get('mean') is None) != (pre.get('std') is None):
+            raise ValueError('model.data_preprocessor needs both mean and std, or neither')
+        test_cfg = self.test_cfg or {}
+        for key in ('fcn_test', 'feature_extraction'):
+            if test_cfg.get(key):
+                raise NotImplementedError(f'model.test_cfg.{key} is not supported yet')
+        self.average_clips  # noqa: B018 (validates the setting now rather than at test time)
+
+    @property
+    def average_clips(self) -> str | None:
+        """Test-time view averaging: ``test_cfg.average_clips`` (0.x) or ``cls_head.average_clips`` (1.x)."""
+        from_test = (self.test_cfg or {}).get('average_clips', _MISSING)
+        from_head = getattr(self.cls_head, 'average_clips', None)
+        if from_test is _MISSING:
+            return from_head
+        if from_test not in AVERAGE_CLIPS:
+            raise ValueError(f'model.test_cfg.average_clips must be one of {list(AVERAGE_CLIPS)}, '
+                             f'got {from_test!r}')
+        if from_head is not None and from_head != from_test:
+            raise ValueError(f'model.test_cfg.average_clips={from_test!r} and '
+                             f'model.cls_head.average_clips={from_head!r} disagree; set only one')
+        return from_test
+
+    def preprocess(self, imgs: jax.Array) -> jax.Array:
+        """uint8/float channels-last images -> float32 normalised as the config says."""
+        x = jnp.asarray(imgs).astype(jnp.float32)
+        pre = self.data_preprocessor or {}
+        if pre.get('to_rgb', False):
+            x = x[..., ::-1]
+        if pre.get('mean') is not None:
+            mean = jnp.asarray(pre['mean'], jnp.float32)
+            std = jnp.asarray(pre['std'], jnp.float32)
+            if mean.shape[-1] != x.shape[-1]:
+                raise ValueError(f'model.data_preprocessor.mean has {mean.shape[-1]} channels, the input '
+                                 f'has {x.shape[-1]} (channels-last)')
+            x = (x - mean) / std
+        return x
+
+    def loss(self, cls_score: jax.Array, labels: jax.Array) -> dict[str, jax.Array]:
+        """The head's losses (and top-k accuracies); the total is the sum of ``*loss*`` entries."""
+        return self.cls_head.loss(cls_score, labels)
+
+    def average(self, cls_scores: jax.Array) -> jax.Array:
+        """``(N, K, C)`` view scores -> test output, as ``average_clips`` says."""
+        return average_clip(cls_scores, self.average_clips)
+
+    def frozen_prefixes(self) -> tuple[str, ...]:
+        """Dotted prefixes of parameters that get no update (frozen_stages, partial_bn, ...)."""
+        parts = (('backbone', self.backbone), ('cls_head', self.cls_head), ('neck', self.neck))
+        return tuple(f'{name}.{prefix}' for name, part in parts if part is not None
+                     for prefix in getattr(part, 'frozen_prefixes', tuple)())
