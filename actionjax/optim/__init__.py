@@ -1,0 +1,35 @@
+"""Optimizers (``OPTIMIZERS``), param-wise constructors (``OPTIMIZER_BUILDERS``), grad clipping.
+
+``build_optimizer(optimizer_cfg, model, variables, sample_imgs, lr_schedule=...,
+momentum_schedule=..., optimizer_config=...)`` turns an MMAction2 ``optimizer=`` config
+into one optax transformation; ``current_lrs(opt_state)`` reads each group's lr back.
+"""
+
+from actionjax.optim.constructors import (
+    DefaultOptimizerConstructor,
+    ParamAssignment,
+    ParamRule,
+    TSMOptimizerConstructor,
+    build_constructor,
+    build_optimizer,
+    current_lrs,
+)
+from actionjax.optim.grad_clip import build_grad_clip, clip_grad_norm
+from actionjax.optim.optimizers import (
+    SGD,
+    Adadelta,
+    Adagrad,
+    Adam,
+    Adamax,
+    AdamW,
+    CopyOfSGD,
+    RMSprop,
+)
+from actionjax.optim.param_info import ParamInfo, describe_params
+
+__all__ = [
+    'SGD', 'Adadelta', 'Adagrad', 'Adam', 'AdamW', 'Adamax', 'CopyOfSGD', 'RMSprop',
+    'DefaultOptimizerConstructor', 'TSMOptimizerConstructor', 'ParamAssignment', 'ParamInfo', 'ParamRule',
+    'build_constructor', 'build_grad_clip', 'build_optimizer', 'clip_grad_norm', 'current_lrs',
+    'describe_params',
+]

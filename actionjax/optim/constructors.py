@@ -1,0 +1,358 @@
+"""``OPTIMIZER_BUILDERS``: param-wise rules turned into one optax transformation.
+
+An optimizer constructor decides, for every parameter, an ``lr_mult`` and a
+``decay_mult`` (mmcv 1.x's ``DefaultOptimizerConstructor`` rules, or MMAction2's
+``TSMOptimizerConstructor``). Parameters with equal multipliers form a group; each group
+gets its own optimizer (``OPTIMIZERS[type]`` with ``lr * lr_mult`` and
+``weight_decay * decay_mult``, like a torch param group), and ``optax.partition`` routes
+every leaf to its group. Frozen parameters (``model.frozen_prefixes()``, or ``lr_mult=0``)
+go to ``optax.set_to_zero()``: no update and no optimizer state.
+
+``build_optimizer`` is the entry point the engine uses; ``current_lrs`` reads the
+learning rate of every group back from the optimizer state for logging.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, NamedTuple
+
+import flax.linen as nn
+import jax
+import optax
+
+from actionjax.optim.grad_clip import build_grad_clip
+from actionjax.optim.param_info import ParamInfo, describe_params, name_tree
+from actionjax.registry import OPTIMIZER_BUILDERS, OPTIMIZERS
+
+Schedule = Callable[[Any], Any]
+FROZEN = 'frozen'
+DEFAULT_GROUP = 'default'
+
+
+class ParamRule(NamedTuple):
+    """What the rules give one parameter (torch: group lr / base lr, group wd / base wd)."""
+
+    lr_mult: float = 1.0
+    decay_mult: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ParamAssignment:
+    """A parameter with its rule and the optimizer group it ends up in."""
+
+    info: ParamInfo
+    lr_mult: float
+    decay_mult: float
+    group: str
+
+
+def group_name(rule: ParamRule) -> str:
+    """'default' for (1, 1), else e.g. 'lr2_decay0'; readable as a log key."""
+    if rule == ParamRule():
+        return DEFAULT_GROUP
+    return f'lr{rule.lr_mult:g}_decay{rule.decay_mult:g}'
+
+
+@OPTIMIZER_BUILDERS.register_module()
+class DefaultOptimizerConstructor:
+    """mmcv 1.x's param-wise rules (``paramwise_cfg``) on Flax parameters.
+
+    ``paramwise_cfg`` keys, as in mmcv:
+
+    * ``custom_keys``: ``{key: dict(lr_mult=..., decay_mult=...)}``; a key that is a
+      substring of the dotted parameter name sets both multipliers (each defaulting to 1)
+      and skips every other rule. The longest matching key wins, ties alphabetically.
+    * ``bias_lr_mult``: lr of every ``bias`` except norm-layer biases.
+    * ``bias_decay_mult``: decay of biases that are neither in norm layers nor depthwise convs.
+    * ``norm_decay_mult``: decay of norm-layer weights and biases.
+    * ``dwconv_decay_mult``: decay of 2D depthwise conv weights and biases.
+    * ``bypass_duplicate``: accepted; a Flax params tree holds a shared parameter once, so
+      there are never duplicates to bypass. ``dcn_offset_lr_mult``: accepted, no DCN here.
+
+    A ``*_decay_mult`` (or a custom key's ``decay_mult``) without ``weight_decay`` in the
+    optimizer config is an error, as in mmcv.
+
+    To write your own rules, subclass and override ``param_rule`` (one parameter at a
+    time, mmcv's ``add_params`` body) or ``add_params`` (all parameters at once, for rules
+    like TSM's "first conv" that need the whole model). Extra ``paramwise_cfg`` keys must
+    be listed in ``paramwise_keys``.
+    """
+
+    paramwise_keys: ClassVar[frozenset[str]] = frozenset({
+        'custom_keys', 'bias_lr_mult', 'bias_decay_mult', 'norm_decay_mult', 'dwconv_decay_mult',
+        'bypass_duplicate', 'dcn_offset_lr_mult'})
+
+    def __init__(self, optimizer_cfg: Mapping[str, Any], paramwise_cfg: Mapping[str, Any] | None = None):
+        if not isinstance(optimizer_cfg, Mapping):
+            raise TypeError(f'the optimizer config must be a dict, got {type(optimizer_cfg).__name__}')
+        if 'type' not in optimizer_cfg:
+            raise KeyError('optimizer config has no "type"; add e.g. type=\'SGD\'')
+        self.optimizer_cfg = dict(optimizer_cfg)
+        if paramwise_cfg is not None and not isinstance(paramwise_cfg, Mapping):
+            raise TypeError('optimizer.paramwise_cfg must be None or a dict, '
+                            f'got {type(paramwise_cfg).__name__}')
+        self.paramwise_cfg = dict(paramwise_cfg or {})
+        lr = self.optimizer_cfg.get('lr', self.optimizer_cfg.get('learning_rate'))
+        self.base_lr: float | None = lr
+        self.base_wd: float | None = self.optimizer_cfg.get('weight_decay')
+        self._validate_cfg()
+
+    # ------------------------------------------------------------------ validation
+
+    def _validate_cfg(self) -> None:
+        unknown = sorted(set(self.paramwise_cfg) - self.paramwise_keys)
+        if unknown:
+            raise KeyError(f'unknown key(s) {unknown} in optimizer.paramwise_cfg for '
+                           f'{type(self).__name__}; valid keys: {sorted(self.paramwise_keys)}')
+        custom_keys = self.paramwise_cfg.get('custom_keys', {})
+        if not isinstance(custom_keys, Mapping):
+            raise TypeError('optimizer.paramwise_cfg.custom_keys must be a dict like '
+                            f"{{'backbone': dict(lr_mult=0.1)}}, got {type(custom_keys).__name__}")
+        for key, value in custom_keys.items():
+            if not isinstance(value, Mapping) or set(value) - {'lr_mult', 'decay_mult'}:
+                raise ValueError(f'optimizer.paramwise_cfg.custom_keys[{key!r}] must be a dict with '
+                                 f'lr_mult and/or decay_mult, got {value!r}')
+            if 'decay_mult' in value and self.base_wd is None:
+                raise ValueError(f'optimizer.paramwise_cfg.custom_keys[{key!r}] sets decay_mult but the '
+                                 'optimizer has no weight_decay (base_wd should not be None); add '
+                                 'optimizer.weight_decay')
+        for key in ('bias_decay_mult', 'norm_decay_mult', 'dwconv_decay_mult'):
+            if key in self.paramwise_cfg and self.base_wd is None:
+                raise ValueError(f'optimizer.paramwise_cfg.{key} needs optimizer.weight_decay (base_wd '
+                                 'should not be None); add weight_decay to the optimizer config')
+        self._sorted_keys = sorted(sorted(custom_keys), key=len, reverse=True)
+
+    # ------------------------------------------------------------------ rules
+
+    def param_rule(self, param: ParamInfo) -> ParamRule:
+        """lr_mult and decay_mult of one parameter (mmcv's ``add_params`` for one leaf)."""
+        cfg = self.paramwise_cfg
+        # mmcv matches f'{prefix}.{name}': a root-level parameter is '.name'.
+        full_name = param.name if param.module else f'.{param.name}'
+        for key in self._sorted_keys:
+            if key in full_name:
+                custom = cfg['custom_keys'][key]
+                decay_mult = custom.get('decay_mult', 1.0) if self.base_wd is not None else 1.0
+                return ParamRule(custom.get('lr_mult', 1.0), decay_mult)
+        is_bias = param.leaf == 'bias'
+        lr_mult = cfg.get('bias_lr_mult', 1.0) if is_bias and not param.is_norm else 1.0
+        decay_mult = 1.0
+        if self.base_wd is not None:
+            if param.is_norm:
+                decay_mult = cfg.get('norm_decay_mult', 1.0)
+            elif param.is_dwconv:
+                decay_mult = cfg.get('dwconv_decay_mult', 1.0)
+            elif is_bias:
+                decay_mult = cfg.get('bias_decay_mult', 1.0)
+        return ParamRule(lr_mult, decay_mult)
+
+    def add_params(self, params: Sequence[ParamInfo]) -> dict[str, ParamRule]:
+        """``{name: rule}`` for all parameters (frozen ones included), in model order."""
+        if not self.paramwise_cfg:  # mmcv: model.parameters() as one group
+            return {p.name: ParamRule() for p in params}
+        return {p.name: self.param_rule(p) for p in params}
+
+    def assign(self, params: Sequence[ParamInfo]) -> list[ParamAssignment]:
+        """Rules plus freezing: every parameter with its multipliers and group label."""
+        rules = self.add_params(params)
+        missing = [p.name for p in params if p.name not in rules]
+        if missing:
+            raise ValueError(f'{type(self).__name__}.add_params gave no rule for {missing[:5]} '
+                             f'({len(missing)} parameters); every parameter needs one')
+        out = []
+        for p in params:
+            rule = ParamRule(*map(float, rules[p.name]))
+            group = FROZEN if p.frozen or rule.lr_mult == 0 else group_name(rule)
+            out.append(ParamAssignment(p, rule.lr_mult, rule.decay_mult, group))
+        return out
+
+    # ------------------------------------------------------------------ transformation
+
+    def group_optimizer(self, rule: ParamRule, lr_schedule: Schedule | None = None,
+                        momentum_schedule: Schedule | None = None) -> optax.GradientTransformation:
+        """``OPTIMIZERS[type]`` with this group's lr and weight decay, like a torch param group."""
+        args = dict(self.optimizer_cfg)
+        opt_type = args.pop('type')
+        factory = OPTIMIZERS.get(opt_type, key_path='optimizer.type')
+        accepted = inspect.signature(factory).parameters
+        lr_key = 'lr' if 'lr' in accepted else 'learning_rate' if 'learning_rate' in accepted else None
+        args.pop('lr', None)
+        args.pop('learning_rate', None)
+        if lr_key is None:
+            raise TypeError(f'optimizer {opt_type!r} must take an `lr` (or `learning_rate`) argument')
+        lr_mult, decay_mult = rule
+        if lr_schedule is not None:
+            args[lr_key] = lr_schedule if lr_mult == 1 else _scaled(lr_schedule, lr_mult)
+        elif self.base_lr is not None:
+            args[lr_key] = self.base_lr * lr_mult
+        elif lr_mult != 1:
+            raise ValueError(f'param-wise lr_mult={lr_mult:g} needs optimizer.lr (base_lr is None)')
+        if self.base_wd is not None:
+            args['weight_decay'] = self.base_wd * decay_mult
+        if momentum_schedule is not None:  # mmcv's momentum updater: 'momentum', else betas[0]
+            if 'momentum' in accepted:
+                args['momentum'] = momentum_schedule
+            elif 'betas' in accepted:
+                betas = args.get('betas', accepted['betas'].default)
+                args['betas'] = (momentum_schedule, betas[1])
+            else:
+                raise ValueError(f'momentum_config needs an optimizer with momentum or betas; '
+                                 f'{opt_type!r} has neither (remove momentum_config)')
+        try:
+            return factory(**args)
+        except TypeError as err:
+            raise TypeError(f'building optimizer {opt_type!r} (config key optimizer): {err}') from err
+
+    def __call__(self, params: Sequence[ParamInfo], lr_schedule: Schedule | None = None,
+                 momentum_schedule: Schedule | None = None) -> optax.GradientTransformation:
+        """One transformation over ``variables['params']``: per-group optimizers + frozen leaves."""
+        assignments = self.assign(params)
+        labels = {a.info.name: a.group for a in assignments}
+        transforms: dict[str, optax.GradientTransformation] = {}
+        for a in assignments:
+            if a.group not in transforms:
+                transforms[a.group] = optax.set_to_zero() if a.group == FROZEN else self.group_optimizer(
+                    ParamRule(a.lr_mult, a.decay_mult), lr_schedule, momentum_schedule)
+        return optax.partition(transforms, lambda tree: name_tree(tree, labels))
+
+
+def _scaled(schedule: Schedule, mult: float) -> Schedule:
+    """``step -> schedule(step) * mult``: a group's lr follows the base schedule.
+
+    mmcv computes each group's lr from its own initial lr; every policy is proportional
+    to it except a nonzero absolute ``min_lr`` (the floor then is not scaled by lr_mult).
+    """
+    def scaled(step):
+        return schedule(step) * mult
+    return scaled
+
+
+@OPTIMIZER_BUILDERS.register_module()
+class TSMOptimizerConstructor(DefaultOptimizerConstructor):
+    """MMAction2's TSM rules; ``paramwise_cfg=dict(fc_lr5=True)``.
+
+    In module order: the first conv's weight (lr x1, decay x1) and bias (x2, no decay);
+    every other conv / fc weight x1 / x1 and bias x2 / no decay; BatchNorm and GroupNorm
+    weights and biases x1 / no decay; with ``fc_lr5`` the last fc (the last weight and
+    the last bias of those convs / fcs) gets lr x5 (weight) and x10 (bias, no decay).
+    Any other module owning parameters is an error, as in MMAction2.
+    """
+
+    paramwise_keys: ClassVar[frozenset[str]] = frozenset({'fc_lr5'})
+    norm_types: ClassVar[tuple[type, ...]] = (nn.BatchNorm, nn.GroupNorm)  # torch: _BatchNorm, GroupNorm
+
+    def _validate_cfg(self) -> None:
+        super()._validate_cfg()
+        if 'fc_lr5' not in self.paramwise_cfg:
+            raise KeyError('TSMOptimizerConstructor needs optimizer.paramwise_cfg.fc_lr5 '
+                           '(True or False), e.g. paramwise_cfg=dict(fc_lr5=True)')
+
+    def add_params(self, params: Sequence[ParamInfo]) -> dict[str, ParamRule]:
+        modules: dict[str, list[ParamInfo]] = {}
+        for p in params:
+            modules.setdefault(p.module, []).append(p)
+        rules: dict[str, ParamRule] = {}
+        normal_weight: list[str] = []
+        normal_bias: list[str] = []
+        conv_count = 0
+        for module, members in modules.items():
+            first = members[0]
+            by_leaf = {p.leaf: p.name for p in members}
+            if first.is_conv or first.is_linear:
+                extra = sorted(set(by_leaf) - {'weight', 'bias'})
+                if extra:
+                    raise ValueError(f'TSMOptimizerConstructor: {module} has parameters {extra} besides '
+                                     'weight and bias')
+                conv_count += first.is_conv
+                if first.is_conv and conv_count == 1:
+                    rules[by_leaf['weight']] = ParamRule(1.0, 1.0)
+                    if 'bias' in by_leaf:
+                        rules[by_leaf['bias']] = ParamRule(2.0, 0.0)
+                    continue
+                normal_weight.append(by_leaf['weight'])
+                if 'bias' in by_leaf:
+                    normal_bias.append(by_leaf['bias'])
+            elif first.module_type is not None and issubclass(first.module_type, self.norm_types):
+                for p in members:
+                    rules[p.name] = ParamRule(1.0, 0.0)
+            else:
+                kind = first.module_type.__name__ if first.module_type else 'unknown'
+                raise ValueError(f'TSMOptimizerConstructor: new atomic module type {kind} at {module!r} '
+                                 'owns parameters; give it a learning policy (subclass the constructor '
+                                 'and override add_params) or use DefaultOptimizerConstructor')
+        if not normal_weight or not normal_bias:
+            raise ValueError('TSMOptimizerConstructor: the model needs a last fc layer with weight and bias '
+                             '(MMAction2 pops the last conv/fc weight and bias as the "last fc")')
+        last_weight, last_bias = normal_weight.pop(), normal_bias.pop()
+        fc_lr5 = bool(self.paramwise_cfg['fc_lr5'])
+        rules[last_weight] = ParamRule(5.0, 1.0) if fc_lr5 else ParamRule(1.0, 1.0)
+        rules[last_bias] = ParamRule(10.0, 0.0) if fc_lr5 else ParamRule(2.0, 0.0)
+        for name in normal_weight:
+            rules[name] = ParamRule(1.0, 1.0)
+        for name in normal_bias:
+            rules[name] = ParamRule(2.0, 0.0)
+        return rules
+
+
+# ---------------------------------------------------------------------- entry points
+
+
+def build_constructor(optimizer_cfg: Mapping[str, Any]) -> DefaultOptimizerConstructor:
+    """``OPTIMIZER_BUILDERS[optimizer.constructor]`` (default: DefaultOptimizerConstructor)."""
+    if not isinstance(optimizer_cfg, Mapping):
+        raise TypeError(f'config key optimizer must be a dict like dict(type=\'SGD\', lr=0.01), '
+                        f'got {optimizer_cfg!r}')
+    cfg = dict(optimizer_cfg)
+    name = cfg.pop('constructor', 'DefaultOptimizerConstructor')
+    paramwise_cfg = cfg.pop('paramwise_cfg', None)
+    constructor = OPTIMIZER_BUILDERS.get(name, key_path='optimizer.constructor')
+    return constructor(cfg, paramwise_cfg)
+
+
+def build_optimizer(optimizer_cfg: Mapping[str, Any], model: Any, variables: Mapping[str, Any] | None,
+                    sample_imgs: Any, lr_schedule: Schedule | None = None,
+                    momentum_schedule: Schedule | None = None,
+                    optimizer_config: Mapping[str, Any] | None = None) -> optax.GradientTransformation:
+    """The optax transformation for an MMAction2 ``optimizer=`` config.
+
+    ``model`` is traced once (abstractly) on ``sample_imgs`` to learn the module type of
+    each parameter; ``lr_schedule`` (``step -> base lr``) replaces ``optimizer.lr`` when
+    given; ``momentum_schedule`` drives SGD/RMSprop momentum or Adam's ``betas[0]``;
+    ``optimizer_config.grad_clip`` clips the trainable gradients first.
+    """
+    params = describe_params(model, variables, sample_imgs)
+    tx = build_constructor(optimizer_cfg)(params, lr_schedule=lr_schedule,
+                                          momentum_schedule=momentum_schedule)
+    trainable = {p.name: not p.frozen for p in params}
+    clip = build_grad_clip(optimizer_config, mask=lambda tree: name_tree(tree, trainable))
+    return tx if clip is None else optax.chain(clip, tx)
+
+
+def current_lrs(opt_state: Any) -> dict[str, jax.Array]:
+    """``{group: lr of the last update}`` from a state made by ``build_optimizer`` (jit-safe).
+
+    'default' (lr_mult 1, decay_mult 1) comes first when present: it is what mmcv logs as
+    ``lr``. Frozen parameters have no lr.
+    """
+    found: dict[str, jax.Array] = {}
+
+    def visit(node: Any, group: str) -> None:
+        inner = getattr(node, 'inner_states', None)
+        hyperparams = getattr(node, 'hyperparams', None)
+        if isinstance(inner, Mapping):  # optax.partition
+            for label, sub in inner.items():
+                visit(sub, label)
+        elif isinstance(hyperparams, Mapping) and ('lr' in hyperparams or 'learning_rate' in hyperparams):
+            found.setdefault(group, hyperparams.get('lr', hyperparams.get('learning_rate')))
+        elif isinstance(node, tuple | list):
+            for sub in node:
+                visit(sub, group)
+        elif isinstance(node, Mapping):
+            for sub in node.values():
+                visit(sub, group)
+
+    visit(opt_state, DEFAULT_GROUP)
+    return dict(sorted(found.items(), key=lambda kv: (kv[0] != DEFAULT_GROUP, kv[0])))
