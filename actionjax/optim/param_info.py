@@ -39,6 +39,7 @@ class ParamInfo:
     shape: tuple[int, ...]
     module_type: type | None     # class of the Flax module owning the leaf (None: not seen in the trace)
     frozen: bool = False         # under model.frozen_prefixes(): no gradient, no update, no state
+    kernel_shape: tuple[int, ...] | None = None  # the owning module's kernel (a conv's bias needs it)
 
     @property
     def module(self) -> str:
@@ -72,7 +73,8 @@ class ParamInfo:
         A Flax 2D conv kernel is (kh, kw, in_channels / groups, out), so in == groups is
         a kernel with one input channel per group. Like mmcv, only 2D convs count.
         """
-        return self._is((nn.Conv,)) and len(self.shape) == 4 and self.shape[2] == 1
+        kernel = self.kernel_shape
+        return self._is((nn.Conv,)) and kernel is not None and len(kernel) == 4 and kernel[2] == 1
 
 
 def trace_module_types(model: nn.Module, sample_imgs: Any, rngs: Mapping[str, Any] | None = None,
@@ -118,16 +120,18 @@ def describe_params(model: nn.Module, variables: Mapping[str, Any] | None, sampl
     params = abstract['params'] if variables is None else variables['params']
     prefixes = frozen_prefixes(model)
     order = {path: i for i, path in enumerate(module_types)}
+    leaves = [(tuple(str(getattr(k, 'key', k)) for k in key_path), tuple(jnp.shape(leaf)))
+              for key_path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]]
+    kernels = {path[:-1]: shape for path, shape in leaves if path[-1] == 'kernel'}
     infos = []
-    for key_path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
-        path = tuple(str(getattr(k, 'key', k)) for k in key_path)
+    for path, shape in leaves:
         name = torch_name(path)
         infos.append(ParamInfo(
-            name=name, path=path, shape=tuple(jnp.shape(leaf)),
-            module_type=module_types.get(path[:-1]),
-            frozen=any(name.startswith(p) for p in prefixes)))
-    # Stable sort by the owning module's first call: torch's module order, not alphabetical.
-    infos.sort(key=lambda info: order.get(info.path[:-1], len(order)))
+            name=name, path=path, shape=shape, module_type=module_types.get(path[:-1]),
+            frozen=any(name.startswith(p) for p in prefixes), kernel_shape=kernels.get(path[:-1])))
+    # Torch's order: modules by first call (not alphabetical), then weight before bias.
+    leaf_rank = {'weight': 0, 'bias': 1}
+    infos.sort(key=lambda info: (order.get(info.path[:-1], len(order)), leaf_rank.get(info.leaf, 2)))
     return infos
 
 
