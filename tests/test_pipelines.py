@@ -249,6 +249,20 @@ def test_flip_ratio_labels_and_flow():
     np.testing.assert_array_equal(out['imgs'][..., 1], flows[:, :, ::-1, 1])
     flips = [Flip()(dict(imgs=imgs, rng=np.random.default_rng(s)))['flip'] for s in range(400)]
     assert 0.4 < np.mean(flips) < 0.6
+    onehot = np.array([0, 1, 0, 1], np.float32)  # multi-label samples keep their labels
+    assert Flip(flip_ratio=1, flip_label_map={1: 3})(dict(imgs=imgs, label=onehot))['label'] is onehot
+
+
+def test_flip_mirrors_owned_clips_in_place_and_copies_views():
+    clip = np.arange(2 * 4 * 6 * 3, dtype=np.uint8).reshape(2, 4, 6, 3).copy()
+    original = clip.copy()
+    view = clip[:, 1:3, 1:5]
+    out = Flip(flip_ratio=1)(dict(imgs=view))['imgs']
+    np.testing.assert_array_equal(out, original[:, 1:3, 1:5][:, :, ::-1])
+    np.testing.assert_array_equal(clip, original)  # a crop view never changes the clip it came from
+    out = Flip(flip_ratio=1, direction='vertical')(dict(imgs=clip))['imgs']
+    assert out is clip  # the clip owned its buffer: mirrored in place, as mmcv.imflip_ does
+    np.testing.assert_array_equal(out, original[:, ::-1])
 
 
 def test_random_rescale_and_multiscale_crop_keys():

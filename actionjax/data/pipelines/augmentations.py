@@ -472,7 +472,7 @@ class Flip:
         flip_ratio: probability of flipping.
         direction: 'horizontal' or 'vertical'.
         flip_label_map: ``{label: label_when_flipped}`` for classes whose meaning
-            flips (e.g. "swiping left" <-> "swiping right").
+            flips (e.g. "swiping left" <-> "swiping right"); single-label samples only.
         left_kp, right_kp: accepted for MMAction2 config compatibility (keypoints
             are not handled here).
         lazy: only record the flip (see ``Fuse``).
@@ -504,9 +504,9 @@ class Flip:
         flip = bool(get_rng(results).random() < self.flip_ratio)
         results['flip'] = flip
         results['flip_direction'] = self.direction
-        if flip and self.flip_label_map is not None and 'label' in results:
-            label = results['label']
-            results['label'] = self.flip_label_map.get(label, label)
+        label = results.get('label')
+        if flip and self.flip_label_map is not None and isinstance(label, (int, np.integer)):
+            results['label'] = self.flip_label_map.get(int(label), label)
         if self.lazy:
             if results['lazy']['flip']:
                 raise NotImplementedError('only one lazy Flip is supported')
