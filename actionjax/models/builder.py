@@ -93,7 +93,7 @@ def _pipelines(cfg: Mapping[str, Any]) -> list[tuple[str, Sequence[Any]]]:
 
 
 def find_normalize_cfg(cfg: Mapping[str, Any]) -> dict[str, Any] | None:
-    """mean/std/to_bgr of a 0.x config: its first ``Normalize`` step, else ``img_norm_cfg``."""
+    """mean/std (and to_bgr) of a 0.x config: its first ``Normalize`` step, else ``img_norm_cfg``."""
     for _, pipeline in _pipelines(cfg):
         for step in pipeline:
             if isinstance(step, Mapping) and step.get('type') == 'Normalize':
@@ -107,9 +107,9 @@ def build_model(cfg: Mapping[str, Any]) -> nn.Module:
 
     A bare model dict (one with ``type``) is accepted too. When ``model`` has no
     ``data_preprocessor`` with a mean, the mean/std of a 0.x ``Normalize`` step or
-    ``img_norm_cfg`` is turned into one (``to_bgr`` becomes ``to_rgb``: both reverse
-    the channel order before normalising). No mean anywhere: inputs are only cast to
-    float32.
+    ``img_norm_cfg`` is turned into one. No mean anywhere: inputs are only cast to
+    float32. A 0.x ``to_bgr=True`` is not repeated on the device: the pipeline's
+    ``Normalize`` step already reversed the channels on the host.
     """
     if not isinstance(cfg, Mapping):
         raise TypeError(f'build_model takes a config mapping, got {type(cfg).__name__}')
@@ -125,7 +125,6 @@ def build_model(cfg: Mapping[str, Any]) -> nn.Module:
         norm = find_normalize_cfg(cfg)
         if norm is not None:
             preprocessor.setdefault('type', 'ActionDataPreprocessor')
-            preprocessor.update(mean=norm.get('mean'), std=norm.get('std'),
-                                to_rgb=bool(norm.get('to_bgr', False)))
+            preprocessor.update(mean=norm.get('mean'), std=norm.get('std'))
             model_cfg['data_preprocessor'] = preprocessor
     return build_recognizer(model_cfg)
