@@ -99,13 +99,19 @@ def _paste_wrapped(frames: np.ndarray, layer: np.ndarray, mask: np.ndarray, ys: 
         frames[t][np.ix_(rows[t], cols[t])] = np.where(mask[..., None], layer, region)
 
 
-def render_clip(kind: str, label: int, rng: np.random.Generator, size: int = 64,
+def render_clip(kind: str, label: int, rng: np.random.Generator, size: int | tuple[int, int] = 64,
                 num_frames: int = 32) -> np.ndarray:
-    """One clip (num_frames, size, size, 3) uint8 RGB of class ``label`` of set ``kind``."""
-    frames = np.repeat(_background(rng, size, size)[None], num_frames, axis=0)
-    obj = int(round(size * rng.uniform(0.25, 0.32)))
-    start = rng.uniform(0, size, size=2)  # uniform on the torus: every frame has the same law
-    speed = rng.uniform(0.025, 0.04) * size  # pixels per frame
+    """One clip (num_frames, H, W, 3) uint8 RGB of class ``label`` of set ``kind``.
+
+    ``size`` is the side of square frames or ``(height, width)``.
+    """
+    height, width = (size, size) if isinstance(size, int) else size
+    side = min(height, width)
+    background = _background(rng, height, width).round().astype(np.uint8)
+    frames = np.repeat(background[None], num_frames, axis=0)
+    obj = int(round(side * rng.uniform(0.25, 0.32)))
+    start = rng.uniform(0, 1, size=2) * (height, width)  # uniform on the torus: every frame has the same law
+    speed = rng.uniform(0.025, 0.04) * side  # pixels per frame
     if kind == 'motion':
         direction = _DIRECTIONS[label]
         layer = _textured_patch(rng, obj)
@@ -120,8 +126,8 @@ def render_clip(kind: str, label: int, rng: np.random.Generator, size: int = 64,
         raise ValueError(f'unknown synthetic set {kind!r}; choose from {SETS}')
     path = start[None] + speed * np.arange(num_frames)[:, None] * direction[None]
     ys, xs = np.round(path).astype(np.int64).T
-    _paste_wrapped(frames, layer, mask, ys, xs)
-    return frames.round().astype(np.uint8)
+    _paste_wrapped(frames, layer.round().astype(np.uint8), mask, ys, xs)
+    return frames
 
 
 def make_set(out: str, kind: str, num_train: int = 200, num_val: int = 80, size: int = 64,
@@ -140,9 +146,21 @@ def make_set(out: str, kind: str, num_train: int = 200, num_val: int = 80, size:
         for i, label in enumerate(labels):
             name = f'{i:06d}.mp4'
             write_video(osp.join(folder, name), render_clip(kind, int(label), rng, size, num_frames), fps)
+            if i == 0:
+                _check_decord_reads(osp.join(folder, name))
             lines.append(f'{split}/{name} {label}\n')
         with open(osp.join(root, f'{split}_list.txt'), 'w') as f:
             f.writelines(lines)
+
+
+def _check_decord_reads(path: str) -> None:
+    import decord
+
+    try:
+        decord.VideoReader(path, num_threads=1).get_batch([0]).asnumpy()
+    except Exception as err:  # noqa: BLE001 - decord raises assorted types
+        raise ValueError(f'decord cannot decode {path}: {err}. decord mishandles some frame widths '
+                         '(16, 24, 48, 72 among them); choose a size such as 32, 64 or 96') from err
 
 
 def _makedirs(path: str) -> str:

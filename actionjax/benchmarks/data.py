@@ -1,0 +1,242 @@
+"""``python -m actionjax.benchmark --what data``: clips/s of the TSN train pipeline, ours vs MMAction2's.
+
+Both sides decode and augment the same Kinetics-like files (340x256, 10 s at 25 fps,
+generated once under ``--videos``) with the same pipeline (the ``data.train.pipeline``
+of ``--config``, default the Kinetics-400 TSN recipe) and ``--num-workers`` worker
+processes:
+
+* ours: ``actionjax.data`` (grain workers, uint8 channels-last batches);
+* theirs: MMAction2 1.2.0's ``VideoDataset`` and transforms on torch's ``DataLoader``
+  with mmengine's ``pseudo_collate`` and the process settings mmengine's runner applies
+  (fork, OpenCV threads off), run by ``--ref-python`` in a subprocess. The pipeline is
+  the same list with the 0.x-only steps (``Normalize``, ``Collect``, ``ToTensor``)
+  replaced by ``PackActionInputs``, as MMAction2 1.x writes it.
+
+Each run times ``--batches`` batches after ``--warmup`` batches (worker start-up is
+not counted); runs alternate between the two sides ``--repeats`` times and the table
+shows medians. Without the reference Python only our figures are reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import os.path as osp
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+
+DEFAULT_CONFIG = 'configs/_base_/datasets/kinetics400_tsn_video.py'
+DEFAULT_REF_PYTHON = '/work/ref/mm1/bin/python'
+_NOT_IN_1X = ('Normalize', 'Collect', 'ToTensor', 'ImageToTensor')
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--config', default=DEFAULT_CONFIG,
+                        help='config whose data.train.pipeline is timed (default: Kinetics-400 TSN recipe)')
+    parser.add_argument('--videos', default=osp.join(tempfile.gettempdir(), 'actionjax_bench_videos'),
+                        help='folder for the generated benchmark videos (made once, then reused)')
+    parser.add_argument('--num-videos', type=int, default=24)
+    parser.add_argument('--batch-size', type=int, default=8)
+    parser.add_argument('--num-workers', type=int, default=2)
+    parser.add_argument('--warmup', type=int, default=2, help='batches read before timing starts')
+    parser.add_argument('--batches', type=int, default=12, help='batches timed per run')
+    parser.add_argument('--repeats', type=int, default=3, help='runs per side, alternating')
+    parser.add_argument('--ref-python', default=DEFAULT_REF_PYTHON,
+                        help='Python of a venv with MMAction2 1.2.0 and torch (skipped when absent)')
+
+
+# -- benchmark videos ----------------------------------------------------------------------
+
+
+def render_kinetics_like(rng: np.random.Generator, height: int = 256, width: int = 340,
+                         num_frames: int = 250) -> np.ndarray:
+    """A clip with motion everywhere, as in real footage: a panning textured scene,
+    a moving object and sensor noise, so that the encoder writes real inter frames."""
+    import cv2
+
+    from actionjax.tools.make_synthetic import _textured_patch
+
+    scene_h, scene_w = height + num_frames, width + num_frames  # room for a pan of 1 px/frame
+    coarse = rng.uniform(20, 235, size=(12, 16, 3)).astype(np.float32)
+    scene = cv2.resize(coarse, (scene_w, scene_h), interpolation=cv2.INTER_CUBIC)
+    scene = np.clip(scene + rng.normal(0, 10, size=scene.shape).astype(np.float32), 0, 255).astype(np.uint8)
+    patch = _textured_patch(rng, 64).astype(np.uint8)
+    pan = rng.uniform(-1, 1, size=2)
+    y0, x0 = rng.integers(0, num_frames // 2, size=2)
+    frames = np.empty((num_frames, height, width, 3), np.uint8)
+    for t in range(num_frames):
+        dy, dx = (np.array([y0, x0]) + pan * t).astype(int) % num_frames
+        frame = frames[t]
+        frame[...] = scene[dy:dy + height, dx:dx + width]
+        oy, ox = int((t * 2) % (height - 64)), int((t * 3) % (width - 64))
+        frame[oy:oy + 64, ox:ox + 64] = patch
+        noise = rng.integers(-6, 7, size=(height, width, 1), dtype=np.int16)
+        frame[...] = np.clip(frame.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+    return frames
+
+
+def make_benchmark_videos(folder: str, num_videos: int, repeat_to: int) -> str:
+    """Write ``num_videos`` Kinetics-like mp4 files (once) and an annotation list of
+    ``repeat_to`` lines cycling through them; returns the list's path."""
+    from actionjax.tools.make_synthetic import write_video
+
+    videos = osp.join(folder, 'videos')
+    os.makedirs(videos, exist_ok=True)
+    names = [f'{i:04d}.mp4' for i in range(num_videos)]
+    for i, name in enumerate(names):
+        path = osp.join(videos, name)
+        if not osp.isfile(path):
+            tmp = path + '.tmp.mp4'
+            write_video(tmp, render_kinetics_like(np.random.default_rng([7, i])), fps=25)
+            os.replace(tmp, path)
+    ann_file = osp.join(folder, f'list_{num_videos}x{repeat_to}.txt')
+    with open(ann_file, 'w') as f:
+        f.writelines(f'{names[i % num_videos]} {i % 4}\n' for i in range(repeat_to))
+    return ann_file
+
+
+# -- the two sides ---------------------------------------------------------------------------
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system) used so far by this process and by ``pids`` (Linux /proc)."""
+    total = time.process_time()
+    tick = os.sysconf('SC_CLK_TCK')
+    for pid in pids:
+        with open(f'/proc/{pid}/stat') as f:
+            fields = f.read().rsplit(')', 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def time_ours(pipeline: list, ann_file: str, data_prefix: str, args: argparse.Namespace,
+              seed: int) -> tuple[float, float]:
+    """(clips/s, CPU seconds per clip) of actionjax's loader over ``args.batches`` batches after warm-up."""
+    from actionjax.data import VideoDataset, build_dataloader
+
+    dataset = VideoDataset(ann_file, pipeline, data_prefix=data_prefix)
+    with build_dataloader(dataset, batch_size=args.batch_size, num_workers=args.num_workers, shuffle=True,
+                          seed=seed, drop_last=True, shard_index=0, shard_count=1) as loader:
+        batches = iter(loader)
+        for _ in range(args.warmup):
+            next(batches)
+        workers = [p.pid for p in multiprocessing.active_children() if p.name.startswith('grain')]
+        cpu0, start = cpu_seconds(workers), time.perf_counter()
+        for _ in range(args.batches):
+            batch = next(batches)
+        elapsed, cpu = time.perf_counter() - start, cpu_seconds(workers) - cpu0
+        assert batch['imgs'].dtype == np.uint8
+    clips = args.batches * args.batch_size
+    return clips / elapsed, cpu / clips
+
+
+_REFERENCE_SCRIPT = r'''
+import ast, json, os, sys, time
+spec = ast.literal_eval(sys.argv[1])  # a Python literal: tuples in the pipeline stay tuples
+from mmengine.utils.dl_utils import set_multi_processing
+set_multi_processing(mp_start_method='fork', opencv_num_threads=0, distributed=False)
+import torch
+from mmengine.dataset import pseudo_collate
+from mmaction.utils import register_all_modules
+register_all_modules()
+from mmaction.datasets import VideoDataset
+dataset = VideoDataset(spec['ann_file'], spec['pipeline'], data_prefix=dict(video=spec['data_prefix']))
+generator = torch.Generator().manual_seed(spec['seed'])
+loader = torch.utils.data.DataLoader(dataset, batch_size=spec['batch_size'], num_workers=spec['num_workers'],
+                                     shuffle=True, drop_last=True, collate_fn=pseudo_collate,
+                                     generator=generator)
+def cpu_seconds(pids):
+    total = time.process_time()
+    for pid in pids:
+        with open(f'/proc/{pid}/stat') as f:
+            fields = f.read().rsplit(')', 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+    return total
+batches = iter(loader)
+for _ in range(spec['warmup']):
+    next(batches)
+workers = [w.pid for w in batches._workers]
+cpu0, start = cpu_seconds(workers), time.perf_counter()
+for _ in range(spec['batches']):
+    batch = next(batches)
+elapsed, cpu = time.perf_counter() - start, cpu_seconds(workers) - cpu0
+clips = spec['batches'] * spec['batch_size']
+del batches
+print(json.dumps({'clips_per_s': clips / elapsed, 'cpu_per_clip': cpu / clips,
+                  'imgs': list(batch['inputs'][0].shape)}))
+'''
+
+
+def reference_pipeline(pipeline: list) -> list:
+    """Our 0.x pipeline as MMAction2 1.x writes it: 0.x-only formatting steps become PackActionInputs."""
+    steps = [dict(step) for step in pipeline if step['type'] not in _NOT_IN_1X]
+    return steps + [dict(type='PackActionInputs')]
+
+
+def time_theirs(pipeline: list, ann_file: str, data_prefix: str, args: argparse.Namespace,
+                seed: int) -> tuple[float, float]:
+    """(clips/s, CPU seconds per clip) of MMAction2 1.2.0 on torch's DataLoader, in the reference Python."""
+    spec = dict(pipeline=reference_pipeline(pipeline), ann_file=ann_file, data_prefix=data_prefix,
+                batch_size=args.batch_size, num_workers=args.num_workers, warmup=args.warmup,
+                batches=args.batches, seed=seed)
+    env = {k: v for k, v in os.environ.items() if k not in ('PYTHONPATH', 'PYTHONHOME')}
+    proc = subprocess.run([args.ref_python, '-c', _REFERENCE_SCRIPT, repr(spec)], capture_output=True,
+                          text=True, env=env, cwd=tempfile.gettempdir(), timeout=900)
+    if proc.returncode != 0:
+        raise RuntimeError(f'the MMAction2 reference run failed (exit {proc.returncode}):\n'
+                           f'{proc.stderr[-3000:]}')
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    return float(out['clips_per_s']), float(out['cpu_per_clip'])
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from actionjax.config import Config
+
+    cfg = Config.fromfile(args.config)
+    pipeline = [dict(step) for step in cfg['data']['train']['pipeline']]
+    clips = (args.warmup + args.batches) * args.batch_size
+    start = time.perf_counter()
+    ann_file = make_benchmark_videos(args.videos, args.num_videos, repeat_to=clips + args.batch_size)
+    data_prefix = osp.join(args.videos, 'videos')
+    print(f'benchmark videos ready in {args.videos} ({time.perf_counter() - start:.1f} s)', file=sys.stderr)
+    sides = {'actionjax (grain)': time_ours}
+    if osp.isfile(args.ref_python):
+        sides['MMAction2 1.2.0 (torch DataLoader)'] = time_theirs
+    else:
+        print(f'reference Python {args.ref_python} not found: timing actionjax only', file=sys.stderr)
+
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
+    for rep in range(args.repeats):  # alternate, so that a busy spell on the machine hits both sides
+        for name, time_side in sides.items():
+            runs[name].append(time_side(pipeline, ann_file, data_prefix, args, seed=rep))
+            rate, cpu = runs[name][-1]
+            print(f'run {rep + 1}/{args.repeats} {name}: {rate:.1f} clips/s, {cpu * 1e3:.0f} ms CPU/clip',
+                  file=sys.stderr)
+
+    results: dict[str, Any] = dict(config=args.config, batch_size=args.batch_size,
+                                   num_workers=args.num_workers, clips_per_run=args.batches * args.batch_size,
+                                   sides={})
+    print(f'\nTSN train pipeline ({args.config}), {args.num_workers} workers, batch {args.batch_size}, '
+          f'{args.batches * args.batch_size} clips per run, {args.repeats} runs each, medians')
+    print(f'{"loader":<36}{"clips/s":>10}{"CPU ms/clip":>14}{"clips/CPU-s":>13}   clips/s of each run')
+    for name, side_runs in runs.items():
+        rate = statistics.median(r for r, _ in side_runs)
+        cpu = statistics.median(c for _, c in side_runs)
+        results['sides'][name] = dict(clips_per_s=rate, cpu_s_per_clip=cpu, runs=side_runs)
+        print(f'{name:<36}{rate:>10.1f}{cpu * 1e3:>14.1f}{1 / cpu:>13.1f}   '
+              f'{", ".join(f"{r:.1f}" for r, _ in side_runs)}')
+    if len(runs) == 2:
+        ours, theirs = results['sides'].values()
+        results['ratio'] = ours['clips_per_s'] / theirs['clips_per_s']
+        results['cpu_ratio'] = theirs['cpu_s_per_clip'] / ours['cpu_s_per_clip']
+        print(f'actionjax / MMAction2: {results["ratio"]:.2f}x clips/s, {results["cpu_ratio"]:.2f}x clips '
+              'per CPU-second (the second is what a busy, shared machine measures reliably)')
+    return results
