@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import pickle
 import re
@@ -497,14 +498,18 @@ def mmaction2_key_fn(model_cfg: Mapping[str, Any]) -> Any:
 
 # ------------------------------------------------------------------- model plumbing
 
-def dummy_input(cfg: Mapping[str, Any]) -> np.ndarray:
-    """A host batch of the layout the config's recognizer takes, for shape inference."""
-    model = cfg['model']
-    backbone, head = model.get('backbone') or {}, model.get('cls_head') or {}
-    channels = backbone.get('in_channels', 3)
-    if model.get('type') == 'Recognizer3D':
+def dummy_input(model: Any, cfg: Mapping[str, Any]) -> np.ndarray:
+    """A host batch of the layout ``model`` takes, for shape inference.
+
+    2D recognizers get as many views as the backbone and head segment counts need
+    (TSM cuts the views into clips of ``num_segments``).
+    """
+    channels = (cfg['model'].get('backbone') or {}).get('in_channels', 3)
+    if cfg['model'].get('type') == 'Recognizer3D':
         return np.zeros((1, 1, 8, 64, 64, channels), np.float32)
-    views = head.get('num_segments') or backbone.get('num_segments') or 1
+    parts = (getattr(model, 'backbone', None), getattr(model, 'cls_head', None))
+    segments = [getattr(part, 'num_segments', None) for part in parts]
+    views = math.lcm(*(s for s in segments if isinstance(s, int) and s > 0))
     return np.zeros((1, views, 64, 64, channels), np.float32)
 
 
@@ -524,7 +529,7 @@ def variable_shapes(cfg: Mapping[str, Any]) -> Any:
 
     model = build_model(cfg)
     key = jax.random.PRNGKey(0)
-    imgs = dummy_input(cfg)
+    imgs = dummy_input(model, cfg)
     return jax.eval_shape(lambda: model.init({'params': key, 'dropout': key}, imgs, train=False))
 
 
