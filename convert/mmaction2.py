@@ -50,9 +50,6 @@ from actionjax.models.common.param_names import FLAX_TO_TORCH_LEAF
 WRAPPERS = ('net', 'block')
 # State-dict entries that carry no model weights.
 IGNORED_PREFIXES = ('data_preprocessor.',)
-TORCH_TO_FLAX_LEAF = {torch_leaf: (collection, leaf)
-                      for (collection, leaf), torch_leaf in FLAX_TO_TORCH_LEAF.items()
-                      if leaf != 'embedding'}
 INFO_FILE = 'mmaction2.json'
 
 
@@ -63,9 +60,9 @@ class CheckpointMismatchError(ValueError):
 
     def __init__(self, missing: list[str], unexpected: list[str],
                  mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]],
-                 ambiguous: list[tuple[str, list[str]]] = (), source: str = 'checkpoint') -> None:
+                 ambiguous: list[tuple[str, list[str]]] | None = None, source: str = 'checkpoint') -> None:
         self.missing, self.unexpected = list(missing), list(unexpected)
-        self.mismatched, self.ambiguous = list(mismatched), list(ambiguous)
+        self.mismatched, self.ambiguous = list(mismatched), list(ambiguous or [])
         lines = [f'{source} does not match the model built from the config:']
         if missing:
             lines.append(f'  missing in the checkpoint ({len(missing)}): ' + ', '.join(missing))
@@ -74,7 +71,7 @@ class CheckpointMismatchError(ValueError):
                          + '  (pass --strict false / strict=False to ignore them)')
         for key, got, want in mismatched:
             lines.append(f'  shape mismatch: {key}: checkpoint {tuple(got)}, model {tuple(want)}')
-        for key, sources in ambiguous:
+        for key, sources in self.ambiguous:
             lines.append(f'  {key} is matched by several checkpoint keys: {", ".join(sources)}')
         lines.append('Check that --config is the config the checkpoint was trained with '
                      '(depth, num_classes, in_channels, num_stages, ...).')
