@@ -1,4 +1,5 @@
-"""Optimizers (``OPTIMIZERS``), param-wise constructors (``OPTIMIZER_BUILDERS``), grad clipping.
+"""Optimizers (``OPTIMIZERS``), param-wise constructors (``OPTIMIZER_BUILDERS``), grad clipping,
+lr / momentum schedules (``LR_SCHEDULES``, actionjax/optim/schedules.py).
 
 ``build_optimizer(optimizer_cfg, model, variables, sample_imgs, lr_schedule=...,
 momentum_schedule=..., optimizer_config=...)`` turns an MMAction2 ``optimizer=`` config
@@ -26,10 +27,11 @@ from actionjax.optim.optimizers import (
     RMSprop,
 )
 from actionjax.optim.param_info import ParamInfo, describe_params
+from actionjax.optim.schedules import build_lr_schedule, build_momentum_schedule
 
 __all__ = [
     'SGD', 'Adadelta', 'Adagrad', 'Adam', 'AdamW', 'Adamax', 'CopyOfSGD', 'RMSprop',
     'DefaultOptimizerConstructor', 'TSMOptimizerConstructor', 'ParamAssignment', 'ParamInfo', 'ParamRule',
-    'build_constructor', 'build_grad_clip', 'build_optimizer', 'clip_grad_norm', 'current_lrs',
-    'describe_params',
+    'build_constructor', 'build_grad_clip', 'build_lr_schedule', 'build_momentum_schedule', 'build_optimizer',
+    'clip_grad_norm', 'current_lrs', 'describe_params',
 ]
