@@ -81,15 +81,20 @@ Sharding and shutdown
 With several JAX processes each loader reads its own rows of every global batch
 (``shard_index``/``shard_count`` default to ``jax.process_index()/process_count()``);
 all processes see the same number of batches. ``close()`` (or leaving the ``with``
-block) stops the workers and frees their shared memory; batches are plain numpy
-arrays, safe to keep after ``close()``.
+block) stops the workers and frees their shared memory (a loader still open when the
+program exits is closed then); batches are plain numpy arrays, safe to keep after
+``close()``. Workers are started with ``spawn``: a script that uses ``num_workers > 0``
+needs the usual ``if __name__ == '__main__':`` guard.
 """
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
+import functools
 import logging
 import sys
+import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -260,6 +265,12 @@ def _is_worker_death(err: BaseException) -> bool:
     return isinstance(err, RuntimeError) and 'terminated unexpectedly' in str(err)
 
 
+def _close_at_exit(loader_ref: weakref.ref) -> None:
+    loader = loader_ref()
+    if loader is not None:
+        loader.close()
+
+
 def _plain(value: Any) -> Any:
     """Copy a worker's shared-memory array into ordinary memory (and free the segment)."""
     return np.array(value) if isinstance(value, np.ndarray) else value
@@ -297,6 +308,7 @@ class DataLoader:
         self._epoch = epoch
         self._position = 0
         self._stream: Iterator | None = None
+        self._exit_hook: Any = None
         self._stream_next = -1  # global batch number the open stream yields next
         self._logged_paths: set[str] = set()
         self.last_report: dict[str, Any] | None = None
@@ -397,6 +409,9 @@ class DataLoader:
     def close(self) -> None:
         """Stop the worker processes and free their shared memory. Idempotent."""
         self._close_stream()
+        if self._exit_hook is not None:
+            atexit.unregister(self._exit_hook)
+            self._exit_hook = None
 
     def __enter__(self) -> DataLoader:
         return self
@@ -443,6 +458,12 @@ class DataLoader:
                 worker_init_fn=_worker_init)
         self._stream = iter(stream)
         self._stream_next = start
+        if self._exit_hook is None:
+            # A program that never calls close() would otherwise tear the workers' queues
+            # and shared memory down during interpreter shutdown, printing tracebacks.
+            # Registered after grain (and multiprocessing) are imported, so it runs first.
+            self._exit_hook = functools.partial(_close_at_exit, weakref.ref(self))
+            atexit.register(self._exit_hook)
 
     def _close_stream(self) -> None:
         if self._stream is not None:
