@@ -247,3 +247,53 @@ def test_recipe_configs():
     assert tsm.optimizer.paramwise_cfg == {'fc_lr5': True}
     assert tsm.optimizer.constructor == 'TSMOptimizerConstructor'
     assert tsm.optimizer_config.grad_clip.max_norm == 20
+
+
+# ------------------------------------------------------------------------------------------
+# python -m actionjax.tools.plot_lr
+
+
+def test_plot_lr_draws_lr_and_momentum(tmp_path):
+    import matplotlib.image
+
+    from actionjax.tools import plot_lr
+
+    ann = tmp_path / 'train_list.txt'
+    ann.write_text(''.join(f'video_{i}.mp4 {i % 3}\n' for i in range(100)))
+    config = tmp_path / 'cyclic.py'
+    config.write_text(
+        "optimizer = dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=1e-4)\n"
+        "lr_config = dict(policy='cyclic', target_ratio=(10, 1e-4), cyclic_times=1, step_ratio_up=0.4,\n"
+        "                 warmup='linear', warmup_iters=20, warmup_ratio=0.1)\n"
+        "momentum_config = dict(policy='cyclic', target_ratio=(0.85 / 0.95, 1), cyclic_times=1,\n"
+        "                       step_ratio_up=0.4)\n"
+        "total_epochs = 6\n"
+        f"data = dict(videos_per_gpu=4, train=dict(type='VideoDataset', ann_file={str(ann)!r}))\n")
+    out = tmp_path / 'lr.png'
+    curves = plot_lr.main(['--config', str(config), '--out', str(out), '--gpus', '2'])
+    assert curves['max_iters'] == 6 * 13  # ceil(ceil(100 / 2 gpus) / 4 videos)
+    np.testing.assert_allclose(curves['epochs'][[0, 13, -1]], [0, 1, 77 / 13])
+    assert curves['lr'][0] == pytest.approx(0.001) and curves['lr'].max() == pytest.approx(0.1, rel=1e-3)
+    assert curves['momentum'].min() == pytest.approx(0.9 * 0.85 / 0.95, rel=1e-3)
+    image = matplotlib.image.imread(out)
+    assert image.ndim == 3 and image.shape[0] > 400 and image.shape[1] > 600
+
+
+def test_plot_lr_reads_mmengine_configs(tmp_path):
+    from actionjax.tools import plot_lr
+
+    config = tmp_path / 'mvit_like.py'
+    config.write_text(
+        "optim_wrapper = dict(optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999)))\n"
+        "train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=10)\n"
+        "param_scheduler = [\n"
+        "    dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0, end=2,\n"
+        "         convert_to_iter_based=True),\n"
+        "    dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True, begin=2, end=10)]\n")
+    curves = plot_lr.main(['--config', str(config), '--out', str(tmp_path / 'lr.png'),
+                           '--iters-per-epoch', '5'])
+    assert curves['momentum'] is None and curves['max_iters'] == 50
+    assert curves['lr'][0] == pytest.approx(1e-4) and curves['lr'][10] == pytest.approx(1e-3)
+    assert curves['lr'][-1] == pytest.approx(1e-5 + (1e-3 - 1e-5) * (1 + np.cos(np.pi * 7 / 8)) / 2, rel=1e-5)
+    assert plot_lr._pick_scale(curves['lr']) == 'linear'
+    assert plot_lr._pick_scale(np.repeat([0.1, 0.01, 0.001], 1000)) == 'log'
