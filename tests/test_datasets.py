@@ -139,3 +139,25 @@ def test_check_videos_command(videos, tmp_path, capsys):
     listed = [os.path.basename(line) for line in out.read_text().split()]
     assert listed == ['truncated.mp4', 'missing.mp4']
     assert 'truncated.mp4' in capsys.readouterr().out
+
+
+def test_rawframes_decode_and_check(tmp_path):
+    import cv2
+
+    from actionjax.tools.make_synthetic import render_clip
+
+    clip = render_clip('appearance', 2, np.random.default_rng(0), size=32, num_frames=8)
+    for name in ('clip_a', 'clip_b'):
+        (tmp_path / name).mkdir()
+        for i, frame in enumerate(clip, 1):
+            cv2.imwrite(str(tmp_path / name / f'img_{i:05}.jpg'), frame[..., ::-1])
+    (tmp_path / 'clip_b' / 'img_00008.jpg').unlink()  # a missing last frame
+    pipeline = [dict(type='SampleFrames', clip_len=1, num_clips=4, test_mode=True),
+                dict(type='RawFrameDecode'), dict(type='FormatShape', input_format='NCHW')]
+    ds = RawframeDataset(write(tmp_path / 'list.txt', 'clip_a 8 2\nclip_b 8 2\n'), pipeline,
+                         data_prefix=str(tmp_path))
+    sample = ds[0]
+    assert sample['imgs'].shape == (4, 32, 32, 3) and sample['label'] == 2
+    assert np.abs(sample['imgs'][0].astype(int) - clip[1]).mean() < 8  # frame 2 (img_00002.jpg), JPEG-close
+    bad = check_videos.check_dataset(ds, num_workers=0)
+    assert [(os.path.basename(path), reason.split()[0]) for path, reason in bad] == [('clip_b', 'cannot')]

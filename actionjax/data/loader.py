@@ -188,7 +188,7 @@ class BatchLoader:
             imgs=_stack([s['imgs'] for s in samples], 'imgs', indices),
             label=_stack_labels([s['label'] for s in samples], indices),
             valid=np.asarray(valid, bool),
-            index=np.where(indices >= 0, indices, -1).astype(np.int32),
+            index=indices.astype(np.int32),
             failures=failures,
         )
 
