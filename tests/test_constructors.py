@@ -35,7 +35,8 @@ from actionjax.tools import param_groups
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / 'tests' / 'fixtures' / 'optim'
-GOLDEN = json.loads((FIXTURES / 'golden_param_groups.json').read_text())
+GOLDEN = json.loads((FIXTURES / 'golden_param_groups.json').read_text())  # mmcv 1.7.2, MMAction2 0.24.1
+GOLDEN.update(json.loads((FIXTURES / 'golden_param_groups_mmengine.json').read_text()))  # mmengine, 1.2.0
 _spec = importlib.util.spec_from_file_location('optim_tiny_net', FIXTURES / 'tiny_net.py')
 tiny_net = sys.modules.setdefault('optim_tiny_net', importlib.util.module_from_spec(_spec))
 _spec.loader.exec_module(tiny_net)

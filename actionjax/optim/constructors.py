@@ -297,6 +297,43 @@ class TSMOptimizerConstructor(DefaultOptimizerConstructor):
         return rules
 
 
+@OPTIMIZER_BUILDERS.register_module()
+class DefaultOptimWrapperConstructor(DefaultOptimizerConstructor):
+    """mmengine's rules (MMAction2 1.x ``optim_wrapper.paramwise_cfg``).
+
+    Same keys as mmcv 1.x plus ``flat_decay_mult`` (1-D parameters), but a
+    ``*_decay_mult`` applies only when it is set, checked in the order norm, bias,
+    depthwise, flat: with only ``bias_decay_mult`` set, norm-layer biases get it too, and
+    a depthwise conv's bias takes ``bias_decay_mult`` over ``dwconv_decay_mult``.
+    """
+
+    paramwise_keys: ClassVar[frozenset[str]] = (DefaultOptimizerConstructor.paramwise_keys
+                                                | {'flat_decay_mult'})
+
+    def param_rule(self, param: ParamInfo) -> ParamRule:
+        cfg = self.paramwise_cfg
+        full_name = param.name if param.module else f'.{param.name}'
+        for key in self._sorted_keys:
+            if key in full_name:
+                return super().param_rule(param)  # custom keys: as mmcv
+        is_bias = param.leaf == 'bias'
+        lr_mult = cfg['bias_lr_mult'] if is_bias and not param.is_norm and 'bias_lr_mult' in cfg else 1.0
+        decay_mult = 1.0
+        if self.base_wd is not None:
+            for applies, key in ((param.is_norm, 'norm_decay_mult'), (is_bias, 'bias_decay_mult'),
+                                 (param.is_dwconv, 'dwconv_decay_mult'),
+                                 (len(param.shape) == 1, 'flat_decay_mult')):
+                if applies and key in cfg:
+                    decay_mult = cfg[key]
+                    break
+        return ParamRule(lr_mult, decay_mult)
+
+
+@OPTIMIZER_BUILDERS.register_module()
+class TSMOptimWrapperConstructor(TSMOptimizerConstructor):
+    """MMAction2 1.x's name for the same TSM rules."""
+
+
 # ---------------------------------------------------------------------- entry points
 
 
