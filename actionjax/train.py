@@ -1,9 +1,18 @@
-"""``python -m actionjax.train --config CONFIG``: train a recognizer from an MMAction2-style config."""
+"""``python -m actionjax.train --config CONFIG``: train a recognizer from an MMAction2-style config.
+
+Reads top to bottom like MMAction2's ``tools/train.py``: parse arguments, resolve
+the config and work dir, set up logs, build data / model / optimizer, run the loop
+(``actionjax.engine.runner``). MMAction2 0.x and 1.x configs both work.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import os.path as osp
 import sys
+import time
+from typing import Any
 
 from actionjax.config import Config, ConfigError, DictAction
 
@@ -39,11 +48,115 @@ def load_config(path: str, cfg_options: dict | None = None) -> Config:
     return cfg
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    if args.deterministic:  # must be set before the backend starts
+        flags = os.environ.get('XLA_FLAGS', '')
+        os.environ['XLA_FLAGS'] = f'{flags} --xla_gpu_deterministic_ops=true'.strip()
     cfg = load_config(args.config, args.cfg_options)
-    print(cfg.pretty_text)
-    sys.exit('error: the training engine is not part of this build yet; the config above loaded fine')
+
+    from actionjax.engine.checkpoint import find_latest
+    from actionjax.engine.compat import to_runtime_config
+    from actionjax.engine.logger import get_logger
+    from actionjax.engine.runner import NonFiniteLossError
+    from actionjax.engine.sharding import init_distributed
+
+    cfg = to_runtime_config(cfg)
+    work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
+        'work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg.work_dir = work_dir
+    resume_from = args.resume_from or cfg.get('resume_from')
+    if args.auto_resume or resume_from == 'auto':
+        resume_from = find_latest(work_dir)
+    seed = args.seed if args.seed is not None else cfg.get('seed', 0) or 0
+    cfg.seed = seed
+
+    init_distributed(cfg.get('dist_params'))
+    import jax
+
+    is_main = jax.process_index() == 0
+    os.makedirs(work_dir, exist_ok=True)
+    timestamp = time.strftime('%Y%m%d_%H%M%S', time.localtime())
+    logger = get_logger(osp.join(work_dir, f'{timestamp}.log') if is_main else None,
+                        cfg.get('log_level', 'INFO'))
+    if is_main:
+        cfg.dump(osp.join(work_dir, osp.basename(args.config)))
+    logger.info(f'config {args.config} -> work dir {work_dir}; seed {seed}; '
+                f'{jax.device_count()} device(s): {jax.devices()[0].device_kind}')
+    if resume_from:
+        logger.info(f'resuming from {resume_from}')
+    elif args.auto_resume:
+        logger.info(f'--auto-resume: no checkpoint in {work_dir} yet, starting from scratch')
+
+    try:
+        return train(cfg, work_dir, timestamp=timestamp, validate=not args.no_validate,
+                     resume_from=resume_from, load_from=args.load_from or cfg.get('load_from'), seed=seed)
+    except (NonFiniteLossError, FileNotFoundError) as err:
+        logger.error(str(err))
+        sys.exit(f'error: {err}')
+
+
+def train(cfg: Any, work_dir: str, *, timestamp: str, validate: bool = True, resume_from: str | None = None,
+          load_from: str | None = None, seed: int = 0) -> dict:
+    """Build everything from ``cfg`` (0.x keys, see ``to_runtime_config``) and run the loop.
+
+    Returns ``{'state': final TrainState, 'eval': last evaluation results or None}``.
+    """
+    import jax
+
+    from actionjax.data import build_dataset
+    from actionjax.engine import build
+    from actionjax.engine.logger import RunLogger, get_logger
+    from actionjax.engine.runner import LoopConfig, run_training
+    from actionjax.engine.sharding import batch_sharded, local_batch_size, make_mesh, replicated
+    from actionjax.engine.state import TrainState
+    from actionjax.models import build_model
+
+    logger = get_logger()
+    build.check_data(cfg, ('train', 'val') if validate else ('train',))
+
+    # Data: videos_per_gpu samples per device; this process loads its devices' share.
+    mesh = make_mesh()
+    train_set = build_dataset(cfg, 'data.train')
+    train_batch = local_batch_size(build.videos_per_gpu(cfg, 'train'), mesh)
+    train_data = build.train_data(cfg, train_set, train_batch, seed)
+    val_set = val_data = None
+    if validate and cfg['data'].get('val'):
+        val_set = build_dataset(cfg, 'data.val', test_mode=True)
+        val_batch = local_batch_size(build.videos_per_gpu(cfg, 'val'), mesh)
+        val_data = build.eval_data(cfg, val_set, val_batch, 'val')
+    logger.info(f'train: {train_set!r}, {len(train_data)} iterations per epoch'
+                + (f'; val: {val_set!r}' if val_set is not None else ''))
+
+    # Model and its initial variables: init, then pretrained backbone, then --load-from.
+    model = build_model(cfg)
+    sample = build.sample_batch(train_set)
+    variables = build.init_variables(model, sample, seed)
+    variables = build.load_pretrained(variables, cfg)
+    if load_from and not resume_from:
+        variables = build.load_from(variables, load_from)
+
+    # Optimizer with its schedules inside; the state the loop carries.
+    lr_fn, mom_fn = build.build_schedules(cfg, len(train_data))
+    tx = build.build_tx(cfg, model, variables, sample, lr_fn, mom_fn)
+    state = TrainState.create(variables, tx, jax.random.PRNGKey(seed))
+
+    loop = LoopConfig.from_config(cfg, work_dir)
+    run_log = RunLogger(work_dir, timestamp, cfg.get('log_config'), logger, enabled=jax.process_index() == 0)
+    run_log.write_header({'env_info': {'jax': jax.__version__, 'devices': jax.device_count(),
+                                       'device_kind': jax.devices()[0].device_kind},
+                          'seed': seed, 'config': getattr(cfg, 'filename', None)})
+    val_size = len(val_set) if val_set is not None else None
+    try:
+        state, results = run_training(model, tx, lr_fn, state, train_data, loop,
+                                      (replicated(mesh), batch_sharded(mesh)), run_log,
+                                      val_data=val_data, val_size=val_size, resume_from=resume_from)
+    finally:
+        run_log.close()
+        for loader in (train_data, val_data):
+            if loader is not None:
+                loader.close()
+    return {'state': state, 'eval': results}
 
 
 if __name__ == '__main__':

@@ -12,13 +12,13 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from actionjax.config import ConfigDict
+from actionjax.config import Config
 
 # AccMetric's defaults in MMAction2 1.x.
 _ACC_METRICS = ['top_k_accuracy', 'mean_class_accuracy']
 
 
-def to_runtime_config(cfg: Mapping[str, Any]) -> ConfigDict:
+def to_runtime_config(cfg: Mapping[str, Any]) -> Config:
     """A copy of ``cfg`` with 0.x keys set from 1.x ones; keys already present win.
 
     train_cfg.max_epochs -> total_epochs; train_cfg.val_interval -> evaluation.interval;
@@ -29,7 +29,7 @@ def to_runtime_config(cfg: Mapping[str, Any]) -> ConfigDict:
     optim_wrapper.clip_grad -> optimizer_config.grad_clip; param_scheduler -> lr_config;
     {train,val,test}_dataloader.{batch_size, num_workers, dataset} -> data.*; resume -> resume_from.
     """
-    out = ConfigDict(copy.deepcopy(dict(cfg)))
+    out = Config(copy.deepcopy(dict(cfg)), getattr(cfg, 'filename', None))
     train_cfg = out.get('train_cfg') or {}
     if 'total_epochs' not in out and 'max_epochs' in train_cfg:
         out['total_epochs'] = train_cfg['max_epochs']
@@ -86,7 +86,7 @@ def to_runtime_config(cfg: Mapping[str, Any]) -> ConfigDict:
         # mmengine: resume=True resumes from load_from if set, else from the work dir's latest.
         out['resume_from'] = out.get('load_from') or 'auto'
         out['load_from'] = None
-    return ConfigDict(out)
+    return out
 
 
 def _optimizer_constructor_name(name: str) -> str:

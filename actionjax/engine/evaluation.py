@@ -23,32 +23,42 @@ from actionjax.engine.sharding import prefetch_to_device, to_host
 def predict(eval_step: Callable[[dict, jax.Array], jax.Array], variables: dict,
             batches: Iterable[Mapping[str, np.ndarray]], batch_sharding: NamedSharding,
             num_samples: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``(scores, labels)`` for every real sample of ``batches``, in loader order.
+    """``(scores, labels)`` for every real sample of ``batches``, in dataset order.
+
+    Rows with ``valid=False`` (padding) are dropped; when batches carry ``index``,
+    duplicates are an error and the result is sorted by dataset index.
 
     Scores stay on the device until the end: the loop never waits for one batch's
     result before dispatching the next.
     """
     def items():
         for batch in batches:
-            valid = batch.get('valid', np.ones(len(batch['imgs']), bool))
-            yield {'imgs': batch['imgs'], 'label': batch['label'], 'valid': valid}, None
+            n = len(batch['imgs'])
+            rows = {'imgs': batch['imgs'], 'label': batch['label'],
+                    'valid': batch.get('valid', np.ones(n, bool)),
+                    'index': batch.get('index', np.full(n, -1, np.int32))}
+            yield rows, None
 
     outputs = []
     for device_batch, _ in prefetch_to_device(items(), batch_sharding):
         scores = eval_step(variables, device_batch['imgs'])
-        outputs.append((scores, device_batch['label'], device_batch['valid']))
+        outputs.append((scores, device_batch['label'], device_batch['valid'], device_batch['index']))
     if not outputs:
         raise ValueError('the evaluation loader yielded no batch; is the dataset empty?')
-    scores, labels = [], []
-    for s, y, valid in outputs:
+    scores, labels, indices = [], [], []
+    for s, y, valid, index in outputs:
         keep = to_host(valid).astype(bool)
         scores.append(to_host(s)[keep])
         labels.append(to_host(y)[keep])
-    scores_np, labels_np = np.concatenate(scores), np.concatenate(labels)
+        indices.append(to_host(index)[keep])
+    scores_np, labels_np, index_np = map(np.concatenate, (scores, labels, indices))
     if num_samples is not None and len(scores_np) != num_samples:
         raise RuntimeError(f'evaluation scored {len(scores_np)} samples but the dataset has {num_samples}; '
                            'the loader must pad the last batch and mark padding with valid=False')
-    return scores_np.astype(np.float32), labels_np
+    if (index_np >= 0).all() and len(np.unique(index_np)) != len(index_np):
+        raise RuntimeError('evaluation scored some samples twice (duplicate dataset indices)')
+    order = np.argsort(index_np, kind='stable') if (index_np >= 0).all() else np.arange(len(index_np))
+    return scores_np[order].astype(np.float32), labels_np[order]
 
 
 def evaluate(scores: np.ndarray, labels: np.ndarray, metrics: str | Sequence[str] = 'top_k_accuracy',

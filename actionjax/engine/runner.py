@@ -34,11 +34,24 @@ from actionjax.engine.steps import make_eval_step, make_train_step
 
 
 class EpochData(Protocol):
-    """What the loop needs from training data: a length and batches of an epoch from a position."""
+    """What the loop needs from the training loader (``actionjax.data.loader.DataLoader``).
+
+    Iterating yields the rest of the current epoch, then moves on to the next
+    epoch; ``get_state()`` right after a batch is the position after it, and
+    ``set_state`` restores such a position exactly.
+    """
+
+    epoch: int
 
     def __len__(self) -> int: ...
 
-    def batches(self, epoch: int, start: int = 0) -> Iterator[Mapping[str, np.ndarray]]: ...
+    def __iter__(self) -> Iterator[Mapping[str, np.ndarray]]: ...
+
+    def get_state(self) -> dict: ...
+
+    def set_state(self, state: Mapping[str, Any]) -> None: ...
+
+    def set_epoch(self, epoch: int) -> None: ...
 
 
 class EvalData(Protocol):
@@ -64,6 +77,20 @@ class LoopConfig:
     checkpoint: dict = field(default_factory=dict)
     config_text: str = ''
 
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any], work_dir: str) -> LoopConfig:
+        """``total_epochs``, ``log_config``, ``evaluation`` and ``checkpoint_config`` of a 0.x config."""
+        evaluation = dict(cfg.get('evaluation') or {})
+        metrics = evaluation.get('metrics', 'top_k_accuracy')
+        return cls(work_dir=work_dir, max_epochs=int(cfg['total_epochs']),
+                   log_interval=int((cfg.get('log_config') or {}).get('interval', 20)),
+                   eval_interval=int(evaluation.get('interval', 1)),
+                   metrics=(metrics,) if isinstance(metrics, str) else tuple(metrics),
+                   metric_options=dict(evaluation.get('metric_options') or {}),
+                   save_best=evaluation.get('save_best'), rule=evaluation.get('rule'),
+                   checkpoint=dict(cfg.get('checkpoint_config') or {}),
+                   config_text=getattr(cfg, 'pretty_text', ''))
+
 
 class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or infinite; the message names the step, the lr and a checkpoint to use."""
@@ -72,8 +99,8 @@ class NonFiniteLossError(FloatingPointError):
 def run_training(model: Any, tx: Any, lr_fn: Callable[[int], Any], state: TrainState,
                  train_data: EpochData, loop: LoopConfig, mesh_shardings: tuple[Any, Any],
                  logger: RunLogger, val_data: EvalData | None = None, val_size: int | None = None,
-                 resume_from: str | None = None) -> TrainState:
-    """Train ``state`` for ``loop.max_epochs`` epochs; returns the final state.
+                 resume_from: str | None = None) -> tuple[TrainState, dict | None]:
+    """Train ``state`` for ``loop.max_epochs`` epochs; returns it with the last evaluation results.
 
     ``mesh_shardings`` is ``(replicated, batch_sharded)``. ``resume_from`` names a
     checkpoint written by this loop: state, epoch, position in the epoch and best
@@ -84,13 +111,18 @@ def run_training(model: Any, tx: Any, lr_fn: Callable[[int], Any], state: TrainS
     max_iters = loop.max_epochs * iters_per_epoch
     ckpt = CheckpointPolicy.from_config(loop.work_dir, loop.checkpoint)
     best = BestTracker(loop.save_best, loop.rule)
+    results = None
 
-    # Where to start: a fresh run, or wherever the checkpoint left off.
+    # Where to start: a fresh run, or wherever the checkpoint left off (data position included).
     epoch, inner = 0, 0
     last_ckpt = None
+    data_state = None
+    train_data.set_epoch(0)
     if resume_from:
         state, meta = restore_checkpoint(resume_from, state)
         epoch, inner = int(meta['epoch']), int(meta['inner_iter'])
+        data_state = meta['data_state']
+        train_data.set_state(data_state)
         best = BestTracker(loop.save_best, loop.rule, meta.get('best_score'), meta.get('best_ckpt'))
         last_ckpt = resume_from
         logger.info(f'resumed from {resume_from}: epoch {epoch}, iteration {meta["iter"]}')
@@ -102,26 +134,29 @@ def run_training(model: Any, tx: Any, lr_fn: Callable[[int], Any], state: TrainS
 
     def meta_for(epoch_done: int, inner_done: int) -> dict:
         global_iter = epoch_done * iters_per_epoch + inner_done
-        return {'epoch': epoch_done, 'inner_iter': inner_done, 'iter': global_iter,
-                'data_state': {'epoch': epoch_done, 'start': inner_done},
+        return {'epoch': epoch_done, 'inner_iter': inner_done, 'iter': global_iter, 'data_state': data_state,
                 'best_score': best.best_score, 'best_ckpt': best.best_path,
                 'time': time.strftime('%Y-%m-%d %H:%M:%S'), 'config': loop.config_text}
 
     while epoch < loop.max_epochs:
         logger.start_epoch(epoch + 1, iters_per_epoch, initial=inner)
         pending: list[dict] = []  # per-step metrics since the last log line, on device until needed
-        items = ((batch, None) for batch in train_data.batches(epoch, inner))
+        if train_data.epoch != epoch:
+            raise RuntimeError(f'the training loader is at epoch {train_data.epoch}, the loop at {epoch}')
+        # Each batch travels with the loader position after it: what a checkpoint must record.
+        items = (({'imgs': b['imgs'], 'label': b['label']}, train_data.get_state()) for b in train_data)
         batches = prefetch_to_device(items, batch_sharding)
         timer.start_interval()
         while True:
             t0 = time.perf_counter()
             try:
-                device_batch, _ = next(batches)
+                device_batch, position = next(batches)
             except StopIteration:
                 break
             timer.data_time += time.perf_counter() - t0
-            state, metrics = train_step(state, {'imgs': device_batch['imgs'], 'label': device_batch['label']})
+            state, metrics = train_step(state, device_batch)
             pending.append(metrics)
+            data_state = position
             inner += 1
             global_iter = epoch * iters_per_epoch + inner
             logger.advance()
@@ -138,13 +173,12 @@ def run_training(model: Any, tx: Any, lr_fn: Callable[[int], Any], state: TrainS
             if ckpt.iter_due(global_iter, max_iters, epoch_end):
                 _check_finite(pending, global_iter, lr_fn, last_ckpt)
                 last_ckpt = ckpt.save('iter', global_iter, state, meta_for(epoch, inner))
-            if epoch_end:
-                break
         logger.close_bar()
         if inner < iters_per_epoch:
             raise RuntimeError(f'the training loader ended after {inner} of {iters_per_epoch} batches '
                                f'in epoch {epoch + 1}')
         epoch, inner = epoch + 1, 0
+        data_state = train_data.get_state()  # the next epoch's start
 
         if ckpt.epoch_due(epoch, loop.max_epochs):
             last_ckpt = ckpt.save('epoch', epoch, state, meta_for(epoch, 0))
@@ -157,7 +191,7 @@ def run_training(model: Any, tx: Any, lr_fn: Callable[[int], Any], state: TrainS
                 best.best_path = _save_best(ckpt, best, epoch, state, meta_for(epoch, 0))
                 logger.info(f'best {best.key} {best.best_score:.4f} at epoch {epoch}: {best.best_path}')
         timer.start_interval()  # evaluation and saving are not iteration time
-    return state
+    return state, results
 
 
 def _save_best(ckpt: CheckpointPolicy, best: BestTracker, epoch: int, state: TrainState, meta: dict) -> str:
