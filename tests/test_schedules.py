@@ -297,3 +297,18 @@ def test_plot_lr_reads_mmengine_configs(tmp_path):
     assert curves['lr'][-1] == pytest.approx(1e-5 + (1e-3 - 1e-5) * (1 + np.cos(np.pi * 7 / 8)) / 2, rel=1e-5)
     assert plot_lr._pick_scale(curves['lr']) == 'linear'
     assert plot_lr._pick_scale(np.repeat([0.1, 0.01, 0.001], 1000)) == 'log'
+
+
+def test_benchmark_runs():
+    import argparse
+
+    from actionjax.benchmarks import schedule as bench
+
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    results = bench.run(parser.parse_args(['--params', 'tiny', '--repeats', '3', '--warmup', '1',
+                                           '--iters-per-epoch', '20']))
+    assert set(results['median_ms']) == {'constant', 'lr_config', 'param_scheduler'}
+    assert results['ratio_to_constant']['constant'] == 1.0
+    assert all(np.isfinite(r) and r > 0 for r in results['ratio_to_constant'].values())
+    assert all(us > 0 for us in results['schedule_call_us'].values())
