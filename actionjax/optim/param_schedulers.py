@@ -465,8 +465,9 @@ class _Component:
         self.members = sorted(members, key=lambda p: p.index)
         self.t0 = min(p.t0 for p in members)
         self.t1 = None if any(p.t1 is None for p in members) else max(p.t1 for p in members)
-        self.entry: Any = None
-        self.table: jax.Array | None = None
+        self.entry: Any = None  # the value before t0 (float64, host)
+        self.exit: Any = None  # the value after t1
+        self.table: np.ndarray | None = None  # replayed values for t0..t1, when there is no closed form
 
     @property
     def kind(self) -> str:
@@ -514,14 +515,13 @@ class _Component:
 def _components(placed: list[_Placed]) -> list[_Component]:
     """Group schedulers whose ``[t0, t1]`` spans intersect, in time order."""
     groups: list[list[_Placed]] = []
-    end: float = -1
+    end = -math.inf  # the last iteration the current group acts on
     for p in sorted(placed, key=lambda p: p.t0):
-        if groups and p.t0 <= end:
-            groups[-1].append(p)
-        else:
-            groups.append([p])
-            end = -1
-        end = math.inf if (p.t1 is None or end == math.inf) else max(end, p.t1)
+        if not groups or p.t0 > end:
+            groups.append([])
+            end = -math.inf
+        groups[-1].append(p)
+        end = max(end, math.inf if p.t1 is None else p.t1)
     return [_Component(g) for g in groups]
 
 
