@@ -14,12 +14,6 @@ from actionjax.tools.make_synthetic import write_video
 MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
 
 
-@pytest.fixture(autouse=True, scope='module')
-def fast_random_compiles():
-    """JAX's default partitionable threefry compiles random ops several times slower on
-    CPU; no test here depends on a particular random stream."""
-    with jax.threefry_partitionable(False):
-        yield
 TEST_PIPELINE = [
     dict(type='DecordInit'),
     dict(type='SampleFrames', clip_len=1, frame_interval=1, num_clips=3, test_mode=True),

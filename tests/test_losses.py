@@ -18,14 +18,6 @@ MULTI = (RNG.random((6, 4)) > 0.5).astype(np.float32)
 WEIGHT = [0.5, 1.0, 2.0, 1.5]
 
 
-@pytest.fixture(autouse=True, scope='module')
-def fast_random_compiles():
-    """JAX's default partitionable threefry compiles random ops several times slower on
-    CPU; no test here depends on a particular random stream."""
-    with jax.threefry_partitionable(False):
-        yield
-
-
 def t(x):
     return torch.tensor(np.asarray(x))
 

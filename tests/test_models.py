@@ -39,14 +39,6 @@ KEY = jax.random.key(0)
 MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
 
 
-@pytest.fixture(autouse=True, scope='module')
-def fast_random_compiles():
-    """JAX's default partitionable threefry compiles random ops several times slower on
-    CPU; no test here depends on a particular random stream."""
-    with jax.threefry_partitionable(False):
-        yield
-
-
 def flat_variables(variables):
     """``{mmaction2 key: shape}`` of Flax variables, torch layouts (OIHW, (out, in))."""
     out = {}
