@@ -100,11 +100,11 @@ def test_bad_files_are_replaced_logged_once_and_reported(data, reference, caplog
     with caplog.at_level(logging.WARNING, logger='actionjax'), train_loader(data) as loader:
         list(loader)
         list(loader)
-        assert loader.last_report['replaced'] == 2  # counted every epoch ...
+        assert loader.last_report['replaced'] == len(loader.last_report['bad_files']) == 2  # every epoch
     per_file = [r.getMessage() for r in caplog.records if 'cannot load sample' in r.getMessage()]
     logged = sorted(os.path.basename(m.split('(')[1].split(')')[0]) for m in per_file)
     assert logged == sorted(BAD)  # ... and logged once
-    assert any('epoch 1: 2 samples replaced' in r.getMessage() for r in caplog.records)
+    assert any('epoch 1: 2 samples replaced, 2 unreadable files' in r.getMessage() for r in caplog.records)
 
 
 def test_eval_counts_every_sample_once_and_masks_bad_files(data):
@@ -156,7 +156,8 @@ from test_loader import train_loader
 from pathlib import Path
 
 if __name__ == '__main__':
-    with train_loader(Path({data!r}), num_workers=2) as loader:
+    # batches of 2 and prefetch=1: the workers cannot have read the whole epoch ahead
+    with train_loader(Path({data!r}), num_workers=2, batch_size=2, prefetch=1) as loader:
         batches = []
         for batch in loader:
             batches.append(batch)
@@ -170,7 +171,9 @@ if __name__ == '__main__':
 
 
 def test_killed_worker_loses_no_sample_and_shutdown_is_clean(data, reference, tmp_path):
-    epoch0, report0, _ = reference
+    _, report0, _ = reference
+    with train_loader(data, batch_size=2) as in_process:
+        epoch0 = list(in_process)
     script = tmp_path / 'kill.py'
     script.write_text(KILL_SCRIPT.format(tests=os.path.dirname(os.path.abspath(__file__)), data=str(data)))
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)

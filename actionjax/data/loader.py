@@ -482,9 +482,10 @@ class DataLoader:
         batch = {key: _plain(value) for key, value in raw.items() if key != 'failures'}
         for index, path, error in raw['failures']:
             self._replaced += 1
-            if path not in self._logged_paths:
-                self._logged_paths.add(path)
+            if path not in self._bad_files:  # the files that failed this epoch
                 self._bad_files.append(path)
+            if path not in self._logged_paths:  # one log line per file for the loader's lifetime
+                self._logged_paths.add(path)
                 logger.warning('cannot load sample %d (%s): %s; %s', index, path, error,
                                'masked in this evaluation' if self.on_error == 'mask'
                                else 'replaced by another sample')
