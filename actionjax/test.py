@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from typing import Any
@@ -40,6 +41,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parse_args(argv)
+    from actionjax.engine.logger import setup_logger
+
+    setup_logger()
     try:
         cfg = Config.fromfile(args.config)
         cfg.merge_from_dict(args.cfg_options)
@@ -62,12 +66,11 @@ def test(cfg: Any, checkpoint: str, metrics: list[str] | None = None, out: str |
     from actionjax.engine import build
     from actionjax.engine.compat import to_runtime_config
     from actionjax.engine.evaluation import evaluate, predict
-    from actionjax.engine.logger import get_logger
     from actionjax.engine.sharding import batch_sharded, local_batch_size, make_mesh, replicated
     from actionjax.engine.steps import make_eval_step
     from actionjax.models import build_model
 
-    logger = get_logger()
+    logger = logging.getLogger('actionjax')
     cfg = to_runtime_config(cfg)
     if average_clips is not None:
         clips = None if average_clips == 'None' else average_clips

@@ -8,6 +8,7 @@ the config and work dir, set up logs, build data / model / optimizer, run the lo
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import os.path as osp
 import sys
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from actionjax.engine.checkpoint import find_latest
     from actionjax.engine.compat import to_runtime_config
-    from actionjax.engine.logger import get_logger
+    from actionjax.engine.logger import setup_logger
     from actionjax.engine.runner import NonFiniteLossError
     from actionjax.engine.sharding import init_distributed
 
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
     is_main = jax.process_index() == 0
     os.makedirs(work_dir, exist_ok=True)
     timestamp = time.strftime('%Y%m%d_%H%M%S', time.localtime())
-    logger = get_logger(osp.join(work_dir, f'{timestamp}.log') if is_main else None,
+    logger = setup_logger(osp.join(work_dir, f'{timestamp}.log') if is_main else None,
                         cfg.get('log_level', 'INFO'))
     if is_main:
         cfg.dump(osp.join(work_dir, osp.basename(args.config)))
@@ -106,13 +107,13 @@ def train(cfg: Any, work_dir: str, *, timestamp: str, validate: bool = True, res
 
     from actionjax.data import build_dataset
     from actionjax.engine import build
-    from actionjax.engine.logger import RunLogger, get_logger
+    from actionjax.engine.logger import RunLogger
     from actionjax.engine.runner import LoopConfig, run_training
     from actionjax.engine.sharding import batch_sharded, local_batch_size, make_mesh, replicated
     from actionjax.engine.state import TrainState
     from actionjax.models import build_model
 
-    logger = get_logger()
+    logger = logging.getLogger('actionjax')
     build.check_data(cfg, ('train', 'val') if validate else ('train',))
 
     # Data: videos_per_gpu samples per device; this process loads its devices' share.

@@ -64,7 +64,7 @@ optimizer = dict(type='Adam', lr=1e-3, weight_decay=1e-4)
 optimizer_config = dict(grad_clip=None)
 lr_config = dict(policy='CosineAnnealing', min_lr=0, warmup='linear', warmup_iters=25,
                  warmup_ratio=0.1)
-total_epochs = 4
+total_epochs = 8
 
 evaluation = dict(interval=1, metrics=['top_k_accuracy', 'mean_class_accuracy'], save_best='auto')
 checkpoint_config = dict(interval=1, max_keep_ckpts=2)

@@ -35,8 +35,11 @@ class _TqdmHandler(logging.StreamHandler):
             self.handleError(record)
 
 
-def get_logger(log_file: str | None = None, log_level: str | int = 'INFO') -> logging.Logger:
-    """The 'actionjax' logger, printing to stderr and, if given, to ``log_file``."""
+def setup_logger(log_file: str | None = None, log_level: str | int = 'INFO') -> logging.Logger:
+    """Point the 'actionjax' logger at stderr and, if given, ``log_file`` (replacing earlier sinks).
+
+    Everything else fetches it with ``logging.getLogger('actionjax')``.
+    """
     logger = logging.getLogger(LOGGER_NAME)
     logger.setLevel(log_level)
     logger.propagate = False

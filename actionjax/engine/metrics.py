@@ -17,11 +17,14 @@ METRICS = ('top_k_accuracy', 'mean_class_accuracy', 'mean_average_precision')
 def top_k_accuracy(scores: np.ndarray, labels: np.ndarray, topk: Sequence[int] = (1,)) -> list[float]:
     """Fraction of samples whose label is among the ``k`` highest scores, for each ``k``.
 
-    Ties are broken as MMAction2 does: by ``np.argsort`` order (the later class wins).
+    Tied scores rank by class index, the later class first: what MMAction2's
+    ``np.argsort`` gives under numpy 1.x for up to 16 classes. A stable sort makes it
+    so for any class count and numpy version (numpy 2's default sort orders ties
+    differently).
     """
     scores = np.asarray(scores)
     labels = np.asarray(labels).reshape(-1, 1)
-    order = np.argsort(scores, axis=1)
+    order = np.argsort(scores, axis=1, kind='stable')
     result = []
     for k in topk:
         top = order[:, -k:][:, ::-1]

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from actionjax.engine.checkpoint import CheckpointPolicy, restore_checkpoint
@@ -171,7 +172,7 @@ def run_training(model: Any, tx: Any, lr_fn: Callable[[int], Any], state: TrainS
                 pending = []
                 timer.start_interval()
             if ckpt.iter_due(global_iter, max_iters, epoch_end):
-                _check_finite(pending, global_iter, lr_fn, last_ckpt)
+                _check_finite(pending, global_iter, lr_fn, last_ckpt, state)
                 last_ckpt = ckpt.save('iter', global_iter, state, meta_for(epoch, inner))
         logger.close_bar()
         if inner < iters_per_epoch:
@@ -181,6 +182,7 @@ def run_training(model: Any, tx: Any, lr_fn: Callable[[int], Any], state: TrainS
         data_state = train_data.get_state()  # the next epoch's start
 
         if ckpt.epoch_due(epoch, loop.max_epochs):
+            _check_finite([], epoch * iters_per_epoch, lr_fn, last_ckpt, state)
             last_ckpt = ckpt.save('epoch', epoch, state, meta_for(epoch, 0))
             logger.info(f'saved checkpoint {last_ckpt}')
         if val_data is not None and loop.eval_interval > 0 and epoch % loop.eval_interval == 0:
@@ -209,19 +211,34 @@ def _save_best(ckpt: CheckpointPolicy, best: BestTracker, epoch: int, state: Tra
 
 
 def _check_finite(pending: list[dict], global_iter: int, lr_fn: Callable[[int], Any],
-                  last_ckpt: str | None) -> list[dict]:
-    """Fetch pending metrics to the host (in place) and stop on the first NaN/inf loss."""
+                  last_ckpt: str | None, state: TrainState | None = None) -> list[dict]:
+    """Fetch pending metrics to the host (in place); stop on the first NaN/inf loss.
+
+    With ``state`` (before a save) the parameters are checked too: one huge update can
+    overflow them after a step whose loss was still finite, and a checkpoint must
+    never hold such weights.
+    """
     first = global_iter - len(pending) + 1
     pending[:] = jax.device_get(pending)
     for offset, metrics in enumerate(pending):
         loss = float(metrics['loss'])
         if not math.isfinite(loss):
-            step = first + offset
-            raise NonFiniteLossError(
-                f'loss is {loss} at iteration {step} (lr {float(lr_fn(step - 1)):.6g}); '
-                f'the last good checkpoint is {last_ckpt or "none (no checkpoint saved yet)"}. '
-                'Lower optimizer.lr, add warmup or grad clipping, then resume with --resume-from.')
+            _stop(f'loss is {loss} at iteration {first + offset}', first + offset, lr_fn, last_ckpt)
+    if state is not None and not bool(_all_finite(state.params)):
+        _stop(f'the parameters became NaN/inf by iteration {global_iter}', global_iter, lr_fn, last_ckpt)
     return pending
+
+
+@jax.jit
+def _all_finite(tree: Any) -> jax.Array:
+    return jnp.all(jnp.array([jnp.isfinite(x).all() for x in jax.tree.leaves(tree)]))
+
+
+def _stop(what: str, step: int, lr_fn: Callable[[int], Any], last_ckpt: str | None) -> None:
+    raise NonFiniteLossError(
+        f'{what} (lr {float(lr_fn(step - 1)):.6g}); the last good checkpoint is '
+        f'{last_ckpt or "none (no checkpoint saved yet)"}. Lower optimizer.lr, add warmup or '
+        'grad clipping (optimizer_config.grad_clip), then resume with --resume-from.')
 
 
 class _Timer:
