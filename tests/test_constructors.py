@@ -25,6 +25,7 @@ import pytest
 from actionjax.optim import (
     DefaultOptimizerConstructor,
     ParamRule,
+    build_lr_schedule,
     build_optimizer,
     current_lrs,
     describe_params,
@@ -228,6 +229,26 @@ def test_current_lrs_order_and_values(tiny_params):
     _, state = jax.jit(tx.update)(params, state, params)
     _, state = jax.jit(tx.update)(params, state, params)
     assert float(jax.jit(current_lrs)(state)['lr2_decay1']) == pytest.approx(0.4)  # lr of the 2nd update
+
+
+def test_group_lr_follows_its_own_base_like_mmcv(tiny_params):
+    """mmcv anneals each group from its own initial lr to the absolute min_lr: the floor of a
+    bias_lr_mult=2 group is min_lr, not 2 * min_lr."""
+    params = jax.eval_shape(lambda x: tiny_net.TinyNet().init(jax.random.key(0), x), TINY_IMGS)['params']
+    params = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), params)
+    lr_config = dict(policy='CosineAnnealing', min_lr=0.001, by_epoch=False)
+    lr_fn = build_lr_schedule(lr_config, 0.01, iters_per_epoch=2, max_epochs=2)
+    tx = build_constructor(dict(SGD, paramwise_cfg=dict(bias_lr_mult=2.0)))(tiny_params, lr_schedule=lr_fn)
+    state = tx.init(params)
+    update = jax.jit(tx.update)
+    for step in range(4):
+        lrs = {k: float(v) for k, v in current_lrs(state).items()}
+        if step:  # current_lrs reports the lr of the last update, which used step - 1
+            expected_bias = float(build_lr_schedule(lr_config, 0.02, 2, max_epochs=2)(step - 1))
+            assert lrs['default'] == pytest.approx(float(lr_fn(step - 1)), rel=1e-6)
+            assert lrs['lr2_decay1'] == pytest.approx(expected_bias, rel=1e-6)
+        _, state = update(params, state, params)
+    assert lrs['lr2_decay1'] != pytest.approx(2 * lrs['default'], rel=1e-3)  # the floor is not doubled
 
 
 # ------------------------------------------------------------------- extension points

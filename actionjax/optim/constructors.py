@@ -185,7 +185,7 @@ class DefaultOptimizerConstructor:
             raise TypeError(f'optimizer {opt_type!r} must take an `lr` (or `learning_rate`) argument')
         lr_mult, decay_mult = rule
         if lr_schedule is not None:
-            args[lr_key] = lr_schedule if lr_mult == 1 else _scaled(lr_schedule, lr_mult)
+            args[lr_key] = lr_schedule if lr_mult == 1 else self.group_schedule(lr_schedule, lr_mult)
         elif self.base_lr is not None:
             args[lr_key] = self.base_lr * lr_mult
         elif lr_mult != 1:
@@ -206,6 +206,16 @@ class DefaultOptimizerConstructor:
         except TypeError as err:
             raise TypeError(f'building optimizer {opt_type!r} (config key optimizer): {err}') from err
 
+    def group_schedule(self, lr_schedule: Schedule, lr_mult: float) -> Schedule:
+        """The lr curve of a group with ``lr_mult``, as mmcv computes it from the group's own
+        initial lr (``optimizer.lr * lr_mult``): schedules from ``build_lr_schedule`` are
+        rebuilt for that base, so absolute floors such as ``min_lr`` stay unscaled; any
+        other ``step -> lr`` function is multiplied by ``lr_mult``."""
+        rebuild = getattr(lr_schedule, 'with_base_lr', None)
+        if rebuild is not None and self.base_lr is not None:
+            return rebuild(self.base_lr * lr_mult)
+        return _scaled(lr_schedule, lr_mult)
+
     def __call__(self, params: Sequence[ParamInfo], lr_schedule: Schedule | None = None,
                  momentum_schedule: Schedule | None = None) -> optax.GradientTransformation:
         """One transformation over ``variables['params']``: per-group optimizers + frozen leaves."""
@@ -220,11 +230,7 @@ class DefaultOptimizerConstructor:
 
 
 def _scaled(schedule: Schedule, mult: float) -> Schedule:
-    """``step -> schedule(step) * mult``: a group's lr follows the base schedule.
-
-    mmcv computes each group's lr from its own initial lr; every policy is proportional
-    to it except a nonzero absolute ``min_lr`` (the floor then is not scaled by lr_mult).
-    """
+    """``step -> schedule(step) * mult``, for a schedule that cannot be rebuilt per group."""
     def scaled(step):
         return schedule(step) * mult
     return scaled

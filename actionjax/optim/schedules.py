@@ -566,11 +566,20 @@ def build_lr_schedule(lr_config: Mapping[str, Any] | Sequence[Mapping[str, Any]]
     if _is_param_scheduler(lr_config):
         from actionjax.optim.param_schedulers import build_param_schedule
         base = host_base(base_lr, 'base_lr')
-        return build_param_schedule(lr_config, 'lr', base, run, key=key or 'param_scheduler')
-    base = host_base(base_lr, 'base_lr (optimizer.lr)')
-    if lr_config is None:
-        return _constant(base)
-    return _build_updater(lr_config, base, run, LR_SCHEDULES, _LR_HOOK_ARGS, _lr_warmup, key or 'lr_config')
+        fn = build_param_schedule(lr_config, 'lr', base, run, key=key or 'param_scheduler')
+    else:
+        base = host_base(base_lr, 'base_lr (optimizer.lr)')
+        if lr_config is None:
+            fn = _constant(base)
+        else:
+            fn = _build_updater(lr_config, base, run, LR_SCHEDULES, _LR_HOOK_ARGS, _lr_warmup,
+                                key or 'lr_config')
+    # mmcv and mmengine give each param group its own curve from its own initial lr, with
+    # absolute floors (min_lr, eta_min) not scaled: optimizer constructors rebuild the
+    # schedule for a group's base lr (optimizer.lr * lr_mult) through this.
+    fn.with_base_lr = lambda new_base: build_lr_schedule(lr_config, new_base, iters_per_epoch,
+                                                         max_epochs, max_iters, key=key)
+    return fn
 
 
 def build_momentum_schedule(momentum_config: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
