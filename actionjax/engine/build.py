@@ -15,7 +15,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from actionjax.engine.checkpoint import is_train_checkpoint, merge_variables
+from actionjax.engine.checkpoint import is_train_checkpoint, merge_variables, read_state
 
 logger = logging.getLogger('actionjax')
 
@@ -120,12 +120,7 @@ def read_variables(path: str | os.PathLike) -> dict:
     if not os.path.exists(path):
         raise FileNotFoundError(f'checkpoint {path!r} does not exist')
     if is_train_checkpoint(path):
-        import orbax.checkpoint as ocp
-
-        ckptr = ocp.Checkpointer(ocp.CompositeCheckpointHandler())
-        restored = ckptr.restore(os.path.abspath(path),
-                                 args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-        state = restored['state']
+        state = read_state(path)
         return {'params': state['params'], 'batch_stats': state.get('batch_stats') or {}}
     from actionjax.models.checkpoint_io import load_variables
 

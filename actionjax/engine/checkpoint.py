@@ -67,6 +67,25 @@ def restore_checkpoint(path: str | os.PathLike, target: Any) -> tuple[Any, dict]
     return restored['state'], dict(restored['meta'])
 
 
+def read_state(path: str | os.PathLike) -> dict:
+    """The ``state`` item of a training checkpoint as plain nested dicts, on one local device.
+
+    Needs no target tree and works whatever number of devices wrote the checkpoint
+    (orbax would otherwise insist on the saved device topology).
+    """
+    path = os.path.abspath(os.fspath(path))
+    if not is_train_checkpoint(path):
+        raise FileNotFoundError(f'{path} is not a finalized actionjax training checkpoint')
+    from etils import epath
+
+    tree = ocp.StandardCheckpointHandler().metadata(epath.Path(path) / 'state')
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), tree,
+                            is_leaf=lambda m: hasattr(m, 'shape'))
+    args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
+    return _checkpointer().restore(path, args=args)['state']
+
+
 def _abstract(x: Any) -> Any:
     if isinstance(x, jax.ShapeDtypeStruct):
         return x

@@ -25,12 +25,15 @@ from tqdm import tqdm
 LOGGER_NAME = 'actionjax'
 
 
-class _TqdmHandler(logging.StreamHandler):
-    """Console handler that prints above an active progress bar instead of through it."""
+class _TqdmHandler(logging.Handler):
+    """Console handler that prints above an active progress bar instead of through it.
+
+    It looks ``sys.stderr`` up at each record, so redirecting stderr later works.
+    """
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            tqdm.write(self.format(record), file=self.stream)
+            tqdm.write(self.format(record), file=sys.stderr)
         except Exception:  # noqa: BLE001 - logging must never kill training
             self.handleError(record)
 
@@ -47,7 +50,7 @@ def setup_logger(log_file: str | None = None, log_level: str | int = 'INFO') -> 
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
         handler.close()
-    console = _TqdmHandler(sys.stderr)
+    console = _TqdmHandler()
     console.setFormatter(fmt)
     logger.addHandler(console)
     if log_file:

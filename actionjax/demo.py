@@ -1,0 +1,84 @@
+"""``python -m actionjax.demo VIDEO --config CONFIG --checkpoint CKPT --label-map labels.txt``.
+
+Prints the top-5 labels of one video with their scores, as MMAction2's demo/demo.py
+does. The video goes through the config's test pipeline (decoded with decord) and the
+recognizer's test mode (views averaged as ``model.test_cfg.average_clips`` says).
+``CKPT`` is a training checkpoint (``work_dir/epoch_N``, ``best_*``) or a directory
+written by ``python -m convert.mmaction2``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from actionjax.config import Config, ConfigError, DictAction
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog='python -m actionjax.demo',
+                                     description='Top-5 action labels of one video.')
+    parser.add_argument('video', help='video file')
+    parser.add_argument('--config', required=True, help='config file')
+    parser.add_argument('--checkpoint', required=True, help='training checkpoint or converted checkpoint dir')
+    parser.add_argument('--label-map', required=True,
+                        help='text file with one class name per line (line i names class i)')
+    parser.add_argument('--top-k', type=int, default=5, help='how many labels to print (default 5)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={}, metavar='KEY=VALUE',
+                        help='override config values, as for actionjax.train')
+    return parser.parse_args(argv)
+
+
+def read_label_map(path: str) -> list[str]:
+    """Class names, one per line (MMAction2's label_map_k400.txt format)."""
+    with open(path) as f:
+        return [line.strip() for line in f if line.strip()]
+
+
+def load_recognizer(cfg: Config, checkpoint: str):
+    """``actionjax.apis`` recognizer with the variables of a training or converted checkpoint."""
+    from actionjax.apis import LoadedRecognizer, init_recognizer
+    from actionjax.engine.checkpoint import is_train_checkpoint
+
+    if not is_train_checkpoint(checkpoint):
+        return init_recognizer(cfg, checkpoint)
+    import jax
+
+    from actionjax.apis import dummy_input
+    from actionjax.engine import build
+    from actionjax.models import build_model
+
+    model = build_model(cfg)
+    variables = build.checkpoint_variables(model, dummy_input(model), checkpoint)
+    return LoadedRecognizer(cfg=cfg, model=model, variables=jax.tree.map(jax.numpy.asarray, variables))
+
+
+def main(argv: list[str] | None = None) -> list[tuple[str, float]]:
+    args = parse_args(argv)
+    try:
+        cfg = Config.fromfile(args.config)
+        cfg.merge_from_dict(args.cfg_options)
+    except ConfigError as err:
+        sys.exit(f'error: {err}')
+    for path, what in ((args.video, 'video'), (args.label_map, 'label map'), (args.checkpoint, 'checkpoint')):
+        if not os.path.exists(path):
+            sys.exit(f'error: {what} {path!r} does not exist')
+    labels = read_label_map(args.label_map)
+
+    from actionjax.apis import inference_recognizer
+
+    model = load_recognizer(cfg, args.checkpoint)
+    top = inference_recognizer(model, args.video, topk=args.top_k)
+    if any(index >= len(labels) for index, _ in top):
+        sys.exit(f'error: the label map {args.label_map} names {len(labels)} classes but the model predicts '
+                 f'class {max(i for i, _ in top)}')
+    result = [(labels[index], score) for index, score in top]
+    print(f'The top-{len(result)} labels with corresponding scores are:')
+    for name, score in result:
+        print(f'{name}: {score:.4f}')
+    return result
+
+
+if __name__ == '__main__':
+    main()
