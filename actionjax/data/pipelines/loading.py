@@ -190,8 +190,11 @@ class SampleFrames:
         frame_inds = offsets[:, None] + steps[None, :]
         if self.temporal_jitter:
             frame_inds = frame_inds + rng.integers(self.frame_interval, size=frame_inds.shape)
-        frame_inds = _handle_out_of_bound(frame_inds, total_frames, self.out_of_bound_opt)
+        return self._store(results, frame_inds, total_frames)
 
+    def _store(self, results: dict, frame_inds: np.ndarray, total_frames: int) -> dict:
+        """Bound the ``(clips, clip_len)`` indices, shift by start_index and record the sampling."""
+        frame_inds = _handle_out_of_bound(frame_inds, total_frames, self.out_of_bound_opt)
         results['frame_inds'] = (frame_inds.reshape(-1) + _start_index(results, self)).astype(np.int32)
         results['clip_len'] = self.clip_len
         results['frame_interval'] = self.frame_interval
@@ -245,13 +248,7 @@ class DenseSampleFrames(SampleFrames):
         frame_inds = offsets[:, None] + np.arange(self.clip_len)[None, :] * self.frame_interval
         if self.temporal_jitter:
             frame_inds = frame_inds + rng.integers(self.frame_interval, size=frame_inds.shape)
-        frame_inds = _handle_out_of_bound(frame_inds, total_frames, self.out_of_bound_opt)
-
-        results['frame_inds'] = (frame_inds.reshape(-1) + _start_index(results, self)).astype(np.int32)
-        results['clip_len'] = self.clip_len
-        results['frame_interval'] = self.frame_interval
-        results['num_clips'] = self.num_clips
-        return results
+        return self._store(results, frame_inds, total_frames)
 
     def __repr__(self) -> str:
         return (f'{super().__repr__()[:-1]}, sample_range={self.sample_range}, '
