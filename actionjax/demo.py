@@ -21,7 +21,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                      description='Top-5 action labels of one video.')
     parser.add_argument('video', help='video file')
     parser.add_argument('--config', required=True, help='config file')
-    parser.add_argument('--checkpoint', required=True, help='training checkpoint or converted checkpoint dir')
+    parser.add_argument('--checkpoint', required=True,
+                        help='training checkpoint (work_dir/epoch_N, work_dir/best) or converted dir')
     parser.add_argument('--label-map', required=True,
                         help='text file with one class name per line (line i names class i)')
     parser.add_argument('--top-k', type=int, default=5, help='how many labels to print (default 5)')
@@ -39,8 +40,9 @@ def read_label_map(path: str) -> list[str]:
 def load_recognizer(cfg: Config, checkpoint: str):
     """``actionjax.apis`` recognizer with the variables of a training or converted checkpoint."""
     from actionjax.apis import LoadedRecognizer, init_recognizer
-    from actionjax.engine.checkpoint import is_train_checkpoint
+    from actionjax.engine.checkpoint import is_train_checkpoint, resolve_checkpoint
 
+    checkpoint = resolve_checkpoint(checkpoint)
     if not is_train_checkpoint(checkpoint):
         return init_recognizer(cfg, checkpoint)
     import jax
@@ -61,14 +63,17 @@ def main(argv: list[str] | None = None) -> list[tuple[str, float]]:
         cfg.merge_from_dict(args.cfg_options)
     except ConfigError as err:
         sys.exit(f'error: {err}')
-    for path, what in ((args.video, 'video'), (args.label_map, 'label map'), (args.checkpoint, 'checkpoint')):
+    from actionjax.engine.checkpoint import resolve_checkpoint
+
+    checkpoint = resolve_checkpoint(args.checkpoint)
+    for path, what in ((args.video, 'video'), (args.label_map, 'label map'), (checkpoint, 'checkpoint')):
         if not os.path.exists(path):
             sys.exit(f'error: {what} {path!r} does not exist')
     labels = read_label_map(args.label_map)
 
     from actionjax.apis import inference_recognizer
 
-    model = load_recognizer(cfg, args.checkpoint)
+    model = load_recognizer(cfg, checkpoint)
     top = inference_recognizer(model, args.video, topk=args.top_k)
     if any(index >= len(labels) for index, _ in top):
         sys.exit(f'error: the label map {args.label_map} names {len(labels)} classes but the model predicts '

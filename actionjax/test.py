@@ -25,7 +25,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                      description='Evaluate a recognizer checkpoint on data.test.')
     parser.add_argument('--config', required=True, help='config file')
     parser.add_argument('--checkpoint', required=True,
-                        help='training checkpoint (work_dir/epoch_N) or converted MMAction2 checkpoint dir')
+                        help='training checkpoint (work_dir/epoch_N, work_dir/best, work_dir/latest) '
+                             'or converted MMAction2 checkpoint dir')
     parser.add_argument('--out', help='write metrics and per-video scores to this JSON file')
     parser.add_argument('--eval', nargs='+', metavar='METRIC',
                         help='metrics (default: evaluation.metrics of the config): top_k_accuracy '
@@ -64,6 +65,7 @@ def test(cfg: Any, checkpoint: str, metrics: list[str] | None = None, out: str |
 
     from actionjax.data import build_dataset
     from actionjax.engine import build
+    from actionjax.engine.checkpoint import resolve_checkpoint
     from actionjax.engine.compat import to_runtime_config
     from actionjax.engine.evaluation import evaluate, predict
     from actionjax.engine.sharding import batch_sharded, local_batch_size, make_mesh, replicated
@@ -71,6 +73,7 @@ def test(cfg: Any, checkpoint: str, metrics: list[str] | None = None, out: str |
     from actionjax.models import build_model
 
     logger = logging.getLogger('actionjax')
+    checkpoint = resolve_checkpoint(checkpoint)
     cfg = to_runtime_config(cfg)
     if average_clips is not None:
         clips = None if average_clips == 'None' else average_clips

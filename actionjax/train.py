@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> dict:
         os.environ['XLA_FLAGS'] = f'{flags} --xla_gpu_deterministic_ops=true'.strip()
     cfg = load_config(args.config, args.cfg_options)
 
-    from actionjax.engine.checkpoint import find_latest
+    from actionjax.engine.checkpoint import find_latest, resolve_checkpoint
     from actionjax.engine.compat import to_runtime_config
     from actionjax.engine.logger import setup_logger
     from actionjax.engine.runner import NonFiniteLossError
@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> dict:
     resume_from = args.resume_from or cfg.get('resume_from')
     if args.auto_resume or resume_from == 'auto':
         resume_from = find_latest(work_dir)
+    elif resume_from:
+        resume_from = resolve_checkpoint(resume_from)
     seed = args.seed if args.seed is not None else cfg.get('seed', 0) or 0
     cfg.seed = seed
 

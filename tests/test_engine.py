@@ -8,6 +8,7 @@ dataset so that no video is decoded.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from actionjax.engine.checkpoint import (
     CheckpointPolicy,
     find_latest,
     merge_variables,
+    resolve_checkpoint,
     restore_checkpoint,
     save_checkpoint,
 )
@@ -135,6 +137,10 @@ def test_checkpoints_keep_the_latest_and_restore_exactly(tmp_path):
     policy.save('iter', 32, _tree(3.5), {'iter': 32, 'epoch': 3})
     assert sorted(os.listdir(tmp_path)) == ['epoch_2', 'epoch_3', 'iter_32']
     assert find_latest(tmp_path) == os.path.join(tmp_path, 'iter_32')
+    assert resolve_checkpoint(tmp_path / 'latest') == os.path.join(tmp_path, 'iter_32')
+    save_checkpoint(tmp_path / 'best_top1_acc_epoch_2', _tree(2), {'iter': 20})
+    assert resolve_checkpoint(tmp_path / 'best') == os.path.join(tmp_path, 'best_top1_acc_epoch_2')
+    shutil.rmtree(tmp_path / 'best_top1_acc_epoch_2')
     state, meta = restore_checkpoint(tmp_path / 'epoch_3', _tree(0.0))
     np.testing.assert_array_equal(state['params']['w'], np.full((3, 2), 3.0))
     assert meta == {'iter': 30, 'epoch': 3}

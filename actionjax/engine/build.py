@@ -15,7 +15,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from actionjax.engine.checkpoint import is_train_checkpoint, merge_variables, read_state
+from actionjax.engine.checkpoint import is_train_checkpoint, merge_variables, read_state, resolve_checkpoint
 
 logger = logging.getLogger('actionjax')
 
@@ -112,8 +112,9 @@ def load_pretrained(variables: dict, cfg: Mapping[str, Any]) -> dict:
 
 
 def read_variables(path: str | os.PathLike) -> dict:
-    """Model variables from a training checkpoint (``work_dir/epoch_N``) or a converted one."""
-    path = os.fspath(path)
+    """Model variables from a training checkpoint (``work_dir/epoch_N``, ``work_dir/best``,
+    ``work_dir/latest``) or a converted one (``python -m convert.mmaction2``)."""
+    path = resolve_checkpoint(path)
     if path.endswith(('.pth', '.pt')):
         raise ValueError(f'{path} is a PyTorch checkpoint; convert it first: python -m convert.mmaction2 '
                          f'{path} --config CONFIG --out DIR, then pass DIR')

@@ -109,6 +109,26 @@ def find_latest(work_dir: str | os.PathLike) -> str | None:
     return best[1] if best else None
 
 
+def resolve_checkpoint(path: str | os.PathLike) -> str:
+    """``path``, or for ``WORK_DIR/latest`` / ``WORK_DIR/best`` the checkpoint they stand for.
+
+    ``latest`` is the checkpoint with the most training steps, ``best`` the
+    ``best_<metric>_epoch_N`` of ``evaluation.save_best``; a path that exists wins.
+    """
+    path = os.fspath(path)
+    work_dir, name = os.path.split(os.path.normpath(path))
+    if os.path.exists(path) or name not in ('latest', 'best') or not os.path.isdir(work_dir or '.'):
+        return path
+    if name == 'latest':
+        return find_latest(work_dir or '.') or path
+    best = [n for n in os.listdir(work_dir or '.') if n.startswith('best_')
+            and is_train_checkpoint(os.path.join(work_dir, n))]
+    if not best:
+        return path
+    newest = max(best, key=lambda n: int(read_meta(os.path.join(work_dir, n))['iter']))
+    return os.path.join(work_dir, newest)
+
+
 @dataclass
 class CheckpointPolicy:
     """``checkpoint_config`` as mmcv's CheckpointHook reads it, plus ``interval_iters``.
