@@ -145,3 +145,22 @@ def test_demo_prints_the_top_labels_of_a_video(converted, monkeypatch, capsys):
     assert [line.split(':')[0] for line in printed[1:]] == [name for name, _ in top]
     scores = [score for _, score in top]
     assert scores == sorted(scores, reverse=True) and sum(scores) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_backbone_pretrained_names_a_converted_checkpoint(converted, monkeypatch):
+    root, config, ckpt = converted
+    monkeypatch.chdir(root)
+    cfg = to_runtime_config(Config.fromfile(config))
+    cfg.model.backbone.pretrained = ckpt  # a whole recognizer contributes its backbone
+    cfg.model.cls_head.num_classes = 4
+    init = build.init_variables(build_model(cfg), np.zeros((1, 2, 16, 16, 3), np.uint8), seed=0)
+    loaded = build.load_pretrained(init, cfg)
+    source = build.read_variables(ckpt)
+    backbones = (jax.tree.leaves(v['params']['backbone']) for v in (loaded, source))
+    for a, b in zip(*backbones, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(loaded['params']['cls_head']['fc_cls']['kernel'],
+                                  init['params']['cls_head']['fc_cls']['kernel'])
+    cfg.model.backbone.pretrained = 'torchvision://resnet50'
+    with pytest.raises(ValueError, match='convert.torchvision'):
+        build.load_pretrained(init, cfg)
