@@ -94,9 +94,10 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         return train(cfg, work_dir, timestamp=timestamp, validate=not args.no_validate,
                      resume_from=resume_from, load_from=args.load_from or cfg.get('load_from'), seed=seed)
-    except (NonFiniteLossError, FileNotFoundError) as err:
-        logger.error(str(err))
-        sys.exit(f'error: {err}')
+    except (NonFiniteLossError, FileNotFoundError, KeyError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)  # no repr quotes
+        logger.error(message)
+        sys.exit(f'error: {message}')
 
 
 def train(cfg: Any, work_dir: str, *, timestamp: str, validate: bool = True, resume_from: str | None = None,
@@ -116,6 +117,7 @@ def train(cfg: Any, work_dir: str, *, timestamp: str, validate: bool = True, res
     from actionjax.models import build_model
 
     logger = logging.getLogger('actionjax')
+    loop = LoopConfig.from_config(cfg, work_dir)  # config errors before any work
     build.check_data(cfg, ('train', 'val') if validate else ('train',))
 
     # Data: videos_per_gpu samples per device; this process loads its devices' share.
@@ -144,7 +146,6 @@ def train(cfg: Any, work_dir: str, *, timestamp: str, validate: bool = True, res
     tx = build.build_tx(cfg, model, variables, sample, lr_fn, mom_fn)
     state = TrainState.create(variables, tx, jax.random.PRNGKey(seed))
 
-    loop = LoopConfig.from_config(cfg, work_dir)
     run_log = RunLogger(work_dir, timestamp, cfg.get('log_config'), logger, enabled=jax.process_index() == 0)
     run_log.write_header({'env_info': {'jax': jax.__version__, 'devices': jax.device_count(),
                                        'device_kind': jax.devices()[0].device_kind},

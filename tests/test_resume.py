@@ -1,10 +1,10 @@
 """Exact resume: a run SIGKILLed mid-epoch and restarted with --auto-resume matches an uninterrupted run.
 
-Three ``python -m actionjax.train`` processes on the tiny synthetic set (2 epochs of 8
-iterations, a checkpoint every 2 iterations): the reference and the victim start
-together; the victim is killed as soon as it has logged iteration 3 (so in the middle of
-epoch 1, possibly during a save) and is resumed from its latest checkpoint. The final
-parameters and every logged loss must agree.
+Three ``python -m actionjax.train`` processes on the tiny synthetic set (2 epochs of 16
+iterations, a checkpoint every 4 iterations): the reference and the victim start
+together; the victim is killed as soon as it has logged iteration 5 (so in the middle of
+epoch 1, after its first checkpoint, possibly during a later save) and is resumed from
+its latest checkpoint. The final parameters and every logged loss must agree.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from engine_utils import TINY_CONFIG, cli_env, json_records, losses_by_iter, run
 from actionjax.engine.build import read_variables
 from actionjax.engine.checkpoint import find_latest, read_meta
 
-ARGS = ['--config', TINY_CONFIG, '--cfg-options', 'data.videos_per_gpu=2']  # 8 iterations per epoch
+ARGS = ['--config', TINY_CONFIG, '--cfg-options', 'data.videos_per_gpu=1',  # 16 iterations per epoch
+        'checkpoint_config.interval_iters=4']
+ITERS = 16
 
 
 def _train_cmd(work_dir: str, *extra: str) -> list[str]:
@@ -48,7 +50,7 @@ def test_sigkill_mid_epoch_then_auto_resume_matches_an_uninterrupted_run(tmp_pat
     victim = subprocess.Popen(_train_cmd('victim'), cwd=root, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for_iteration(os.path.join(root, 'victim'), victim, 3)
+        _wait_for_iteration(os.path.join(root, 'victim'), victim, 5)
         victim.send_signal(signal.SIGKILL)
         victim.wait()
     finally:
@@ -59,16 +61,16 @@ def test_sigkill_mid_epoch_then_auto_resume_matches_an_uninterrupted_run(tmp_pat
     latest = find_latest(os.path.join(root, 'victim'))
     assert latest is not None and os.path.basename(latest).startswith('iter_'), latest
     meta = read_meta(latest)
-    assert meta['epoch'] == 0 and 0 < meta['inner_iter'] < 8  # the kill came in the middle of epoch 1
+    assert meta['epoch'] == 0 and 0 < meta['inner_iter'] < ITERS  # the kill came in the middle of epoch 1
     killed_at = max(r['global_iter'] for r in json_records(os.path.join(root, 'victim')))
-    assert killed_at < 16
+    assert killed_at < 2 * ITERS
 
     run_module('actionjax.train', [*ARGS, '--work-dir', 'victim', '--auto-resume'], cwd=root)
     assert reference.wait(timeout=600) == 0, reference.stderr.read()
 
     ref_losses = losses_by_iter(os.path.join(root, 'reference'))
     resumed_losses = losses_by_iter(os.path.join(root, 'victim'))  # both runs' logs; repeats must agree
-    assert sorted(ref_losses) == list(range(1, 17)) == sorted(resumed_losses)
+    assert sorted(ref_losses) == list(range(1, 2 * ITERS + 1)) == sorted(resumed_losses)
     for it in ref_losses:
         assert resumed_losses[it] == ref_losses[it], (it, resumed_losses[it], ref_losses[it])
 

@@ -81,6 +81,9 @@ class LoopConfig:
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], work_dir: str) -> LoopConfig:
         """``total_epochs``, ``log_config``, ``evaluation`` and ``checkpoint_config`` of a 0.x config."""
+        if cfg.get('total_epochs') is None:
+            raise KeyError('the config sets no total_epochs (MMAction2 0.x) or train_cfg.max_epochs (1.x); '
+                           'training is epoch based: add e.g. total_epochs = 50')
         evaluation = dict(cfg.get('evaluation') or {})
         metrics = evaluation.get('metrics', 'top_k_accuracy')
         return cls(work_dir=work_dir, max_epochs=int(cfg['total_epochs']),
