@@ -125,7 +125,11 @@ def run_training(model: Any, tx: Any, lr_fn: Callable[[int], Any], state: TrainS
     if resume_from:
         state, meta = restore_checkpoint(resume_from, state)
         epoch, inner = int(meta['epoch']), int(meta['inner_iter'])
-        data_state = meta['data_state']
+        # The first process writes the meta; every process continues from the same position
+        # but keeps its own shard of each batch.
+        data_state = dict(meta['data_state'])
+        if 'shard_index' in data_state:
+            data_state['shard_index'] = train_data.get_state()['shard_index']
         train_data.set_state(data_state)
         best = BestTracker(loop.save_best, loop.rule, meta.get('best_score'), meta.get('best_ckpt'))
         last_ckpt = resume_from
