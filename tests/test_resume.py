@@ -21,7 +21,7 @@ from engine_utils import TINY_CONFIG, cli_env, json_records, losses_by_iter, run
 from actionjax.engine.build import read_variables
 from actionjax.engine.checkpoint import find_latest, read_meta
 
-ARGS = ['--config', TINY_CONFIG, '--cfg-options', 'data.videos_per_gpu=1',  # 16 iterations per epoch
+ARGS = ['--config', TINY_CONFIG, '--no-validate', '--cfg-options', 'data.videos_per_gpu=1',  # 16 per epoch
         'checkpoint_config.interval_iters=4']
 ITERS = 16
 
@@ -81,9 +81,6 @@ def test_sigkill_mid_epoch_then_auto_resume_matches_an_uninterrupted_run(tmp_pat
         assert len(ref_leaves) == len(res_leaves)
         for a, b in zip(ref_leaves, res_leaves, strict=True):
             np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)
-    ref_val = json_records(os.path.join(root, 'reference'), 'val')
-    res_val = json_records(os.path.join(root, 'victim'), 'val')
-    assert ref_val[-1]['top1_acc'] == res_val[-1]['top1_acc']
 
 
 def jax_leaves(tree: dict) -> list[np.ndarray]:
