@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from actionjax.models import build_model
-from actionjax.models.checkpoint_io import check_variables, load_variables
+from actionjax.models.checkpoint_io import check_variables
 
 __all__ = ['LoadedRecognizer', 'inference_recognizer', 'init_recognizer']
 
@@ -99,7 +99,8 @@ def init_recognizer(config: str | os.PathLike | Mapping[str, Any],
     """Build the config's recognizer with the variables of ``checkpoint``.
 
     ``checkpoint`` is a converted actionjax checkpoint directory (``python -m
-    convert.mmaction2``); it must match the model exactly, otherwise the error lists the
+    convert.mmaction2``) or a training checkpoint (``work_dir/epoch_N``, ``work_dir/best``,
+    ``work_dir/latest``); it must match the model exactly, otherwise the error lists the
     missing, unexpected and mis-shaped variables. ``None`` gives a randomly initialised
     model (``seed``); the backbone's ``pretrained`` is not loaded, as in MMAction2.
     """
@@ -112,7 +113,9 @@ def init_recognizer(config: str | os.PathLike | Mapping[str, Any],
         variables = jax.jit(init)(sample)
     else:
         expected = jax.eval_shape(init, sample)
-        loaded = load_variables(checkpoint)
+        from actionjax.engine.build import read_variables  # knows both checkpoint kinds
+
+        loaded = read_variables(checkpoint)
         loaded.setdefault('batch_stats', {})
         expected = {k: v for k, v in expected.items() if v or k == 'params'}
         loaded = {k: v for k, v in loaded.items() if v or k == 'params'}

@@ -37,25 +37,6 @@ def read_label_map(path: str) -> list[str]:
         return [line.strip() for line in f if line.strip()]
 
 
-def load_recognizer(cfg: Config, checkpoint: str):
-    """``actionjax.apis`` recognizer with the variables of a training or converted checkpoint."""
-    from actionjax.apis import LoadedRecognizer, init_recognizer
-    from actionjax.engine.checkpoint import is_train_checkpoint, resolve_checkpoint
-
-    checkpoint = resolve_checkpoint(checkpoint)
-    if not is_train_checkpoint(checkpoint):
-        return init_recognizer(cfg, checkpoint)
-    import jax
-
-    from actionjax.apis import dummy_input
-    from actionjax.engine import build
-    from actionjax.models import build_model
-
-    model = build_model(cfg)
-    variables = build.checkpoint_variables(model, dummy_input(model), checkpoint)
-    return LoadedRecognizer(cfg=cfg, model=model, variables=jax.tree.map(jax.numpy.asarray, variables))
-
-
 def main(argv: list[str] | None = None) -> list[tuple[str, float]]:
     args = parse_args(argv)
     try:
@@ -71,9 +52,9 @@ def main(argv: list[str] | None = None) -> list[tuple[str, float]]:
             sys.exit(f'error: {what} {path!r} does not exist')
     labels = read_label_map(args.label_map)
 
-    from actionjax.apis import inference_recognizer
+    from actionjax.apis import inference_recognizer, init_recognizer
 
-    model = load_recognizer(cfg, checkpoint)
+    model = init_recognizer(cfg, checkpoint)
     top = inference_recognizer(model, args.video, topk=args.top_k)
     if any(index >= len(labels) for index, _ in top):
         sys.exit(f'error: the label map {args.label_map} names {len(labels)} classes but the model predicts '

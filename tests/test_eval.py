@@ -131,6 +131,12 @@ def test_fine_tune_a_converted_checkpoint_into_a_4_class_head(converted, monkeyp
     assert 'size mismatch' in log and 'cls_head.fc_cls.weight' in log
     assert int(out['state'].step) == 4 and out['eval']['top1_acc'] >= 0.0
     assert np.asarray(out['state'].params['cls_head']['fc_cls']['kernel']).shape == (256, 4)
+    # the Python API reads training checkpoints too, with the resolved config the run wrote
+    from actionjax.apis import init_recognizer
+    resolved = os.path.join('finetune', os.path.basename(config))
+    recognizer = init_recognizer(resolved, os.path.join('finetune', 'latest'))
+    np.testing.assert_array_equal(recognizer.variables['params']['cls_head']['fc_cls']['kernel'],
+                                  out['state'].params['cls_head']['fc_cls']['kernel'])
 
 
 def test_demo_prints_the_top_labels_of_a_video(converted, monkeypatch, capsys):

@@ -119,7 +119,9 @@ def read_variables(path: str | os.PathLike) -> dict:
         raise ValueError(f'{path} is a PyTorch checkpoint; convert it first: python -m convert.mmaction2 '
                          f'{path} --config CONFIG --out DIR, then pass DIR')
     if not os.path.exists(path):
-        raise FileNotFoundError(f'checkpoint {path!r} does not exist')
+        raise FileNotFoundError(f'checkpoint {path!r} does not exist; pass a training checkpoint '
+                                '(work_dir/epoch_N, work_dir/best, work_dir/latest) or a converted one '
+                                '(python -m convert.mmaction2 CHECKPOINT.pth --config CONFIG --out DIR)')
     if is_train_checkpoint(path):
         state = read_state(path)
         return {'params': state['params'], 'batch_stats': state.get('batch_stats') or {}}
