@@ -25,7 +25,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from actionjax.models import build_model
-from actionjax.models.checkpoint_io import check_variables
 
 __all__ = ['LoadedRecognizer', 'inference_recognizer', 'init_recognizer']
 
@@ -112,14 +111,9 @@ def init_recognizer(config: str | os.PathLike | Mapping[str, Any],
     if checkpoint is None:
         variables = jax.jit(init)(sample)
     else:
-        expected = jax.eval_shape(init, sample)
-        from actionjax.engine.build import read_variables  # knows both checkpoint kinds
+        from actionjax.engine.build import checkpoint_variables  # knows both checkpoint kinds
 
-        loaded = read_variables(checkpoint)
-        loaded.setdefault('batch_stats', {})
-        expected = {k: v for k, v in expected.items() if v or k == 'params'}
-        loaded = {k: v for k, v in loaded.items() if v or k == 'params'}
-        check_variables(expected, loaded, source=f'checkpoint {os.fspath(checkpoint)}')
+        loaded = checkpoint_variables(model, sample, checkpoint)
         variables = jax.tree_util.tree_map(jnp.asarray, loaded)
     return LoadedRecognizer(cfg=cfg, model=model, variables=dict(variables))
 

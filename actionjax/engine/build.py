@@ -185,20 +185,19 @@ def sample_batch(dataset: Any) -> np.ndarray:
     raise RuntimeError(f'none of the first samples of {dataset!r} could be loaded')
 
 
-def checkpoint_variables(model: Any, sample_imgs: np.ndarray, path: str) -> dict:
+def checkpoint_variables(model: Any, sample_imgs: Any, path: str | os.PathLike) -> dict:
     """Variables of ``path`` that must match the model exactly (testing, inference).
 
     Any missing, unexpected or mis-shaped variable is an error listing them all:
     a checkpoint for another config would otherwise give silently wrong scores.
     """
-    shapes = jax.eval_shape(lambda x: model.init({'params': jax.random.PRNGKey(0),
-                                                  'dropout': jax.random.PRNGKey(0)}, x, train=False),
-                            sample_imgs)
-    target = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), dict(shapes))
-    target.setdefault('batch_stats', {})
-    merged, report = merge_variables(target, read_variables(path))
-    problems = [f'{kind}: {", ".join(names)}' for kind, names in report.items() if names]
-    if problems:
-        raise ValueError(f'checkpoint {path} does not match the model of this config; '
-                         + '; '.join(problems))
-    return merged
+    from actionjax.models.checkpoint_io import check_variables
+
+    rngs = {'params': jax.random.PRNGKey(0), 'dropout': jax.random.PRNGKey(0)}
+    expected = dict(jax.eval_shape(lambda x: model.init(rngs, x, train=False), sample_imgs))
+    loaded = read_variables(path)
+    # a model without norm layers has no batch_stats; an empty collection is no mismatch
+    expected = {k: v for k, v in expected.items() if v or k == 'params'}
+    loaded = {k: v for k, v in loaded.items() if v or k == 'params'}
+    check_variables(expected, loaded, source=f'checkpoint {os.fspath(path)}')
+    return loaded
