@@ -2,15 +2,13 @@
 # MMAction2 0.24.1's tsn_r50_1x1x3_100e_kinetics400_rgb.py with its rawframes replaced by
 # videos (DecordInit/DecordDecode, as its tsn_r50_video_* recipes and 1.x's
 # tsn_imagenet-pretrained-r50_8xb32-1x1x3-100e_kinetics400-rgb.py do); values unchanged.
-_base_ = ['_base_/models/tsn_r50.py', '_base_/schedules/sgd_100e.py', '_base_/default_runtime.py']
+# The dataset base is the 1x1x8 video recipe; 1x1x3 samples 3 segments and rescales first.
+_base_ = [
+    '_base_/models/tsn_r50.py', '_base_/schedules/sgd_100e.py',
+    '_base_/datasets/kinetics400_tsn_video.py', '_base_/default_runtime.py'
+]
 
-# dataset settings
-dataset_type = 'VideoDataset'
-data_root = 'data/kinetics400/videos_train'
-data_root_val = 'data/kinetics400/videos_val'
-ann_file_train = 'data/kinetics400/kinetics400_train_list_videos.txt'
-ann_file_val = 'data/kinetics400/kinetics400_val_list_videos.txt'
-ann_file_test = 'data/kinetics400/kinetics400_val_list_videos.txt'
+# dataset settings: the base's test pipeline, these train and val pipelines
 img_norm_cfg = dict(
     mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_bgr=False)
 train_pipeline = [
@@ -47,43 +45,7 @@ val_pipeline = [
     dict(type='Collect', keys=['imgs', 'label'], meta_keys=[]),
     dict(type='ToTensor', keys=['imgs'])
 ]
-test_pipeline = [
-    dict(type='DecordInit'),
-    dict(
-        type='SampleFrames',
-        clip_len=1,
-        frame_interval=1,
-        num_clips=25,
-        test_mode=True),
-    dict(type='DecordDecode'),
-    dict(type='Resize', scale=(-1, 256)),
-    dict(type='TenCrop', crop_size=224),
-    dict(type='Normalize', **img_norm_cfg),
-    dict(type='FormatShape', input_format='NCHW'),
-    dict(type='Collect', keys=['imgs', 'label'], meta_keys=[]),
-    dict(type='ToTensor', keys=['imgs'])
-]
-data = dict(
-    videos_per_gpu=32,
-    workers_per_gpu=2,
-    test_dataloader=dict(videos_per_gpu=1),
-    train=dict(
-        type=dataset_type,
-        ann_file=ann_file_train,
-        data_prefix=data_root,
-        pipeline=train_pipeline),
-    val=dict(
-        type=dataset_type,
-        ann_file=ann_file_val,
-        data_prefix=data_root_val,
-        pipeline=val_pipeline),
-    test=dict(
-        type=dataset_type,
-        ann_file=ann_file_test,
-        data_prefix=data_root_val,
-        pipeline=test_pipeline))
-evaluation = dict(
-    interval=5, metrics=['top_k_accuracy', 'mean_class_accuracy'])
+data = dict(train=dict(pipeline=train_pipeline), val=dict(pipeline=val_pipeline))
 
 # runtime settings
 checkpoint_config = dict(interval=5)
