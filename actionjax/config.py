@@ -267,6 +267,17 @@ def _merged_value(value: Any, old: Any) -> Any:
     return _strip_delete(value)
 
 
+def load_config(path: str | os.PathLike, cfg_options: Mapping[str, Any] | None = None) -> Config:
+    """For command-line tools: the config with ``--cfg-options`` applied; a config error
+    exits with its one-line message instead of a traceback."""
+    try:
+        cfg = Config.fromfile(path)
+        cfg.merge_from_dict(cfg_options or {})
+    except ConfigError as err:
+        sys.exit(f'error: {err}')
+    return cfg
+
+
 def import_modules_from_strings(imports: str | Iterable[str], allow_failed_imports: bool = False) -> None:
     """Import user modules named in ``custom_imports`` so their registrations run."""
     if isinstance(imports, str):

@@ -13,7 +13,7 @@ import argparse
 import os
 import sys
 
-from actionjax.config import Config, ConfigError, DictAction
+from actionjax.config import DictAction, load_config
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -39,11 +39,7 @@ def read_label_map(path: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> list[tuple[str, float]]:
     args = parse_args(argv)
-    try:
-        cfg = Config.fromfile(args.config)
-        cfg.merge_from_dict(args.cfg_options)
-    except ConfigError as err:
-        sys.exit(f'error: {err}')
+    cfg = load_config(args.config, args.cfg_options)
     from actionjax.engine.checkpoint import resolve_checkpoint
 
     checkpoint = resolve_checkpoint(args.checkpoint)

@@ -17,7 +17,7 @@ import os
 import sys
 from typing import Any
 
-from actionjax.config import Config, ConfigError, DictAction
+from actionjax.config import DictAction, load_config
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -45,11 +45,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     from actionjax.engine.logger import setup_logger
 
     setup_logger()
-    try:
-        cfg = Config.fromfile(args.config)
-        cfg.merge_from_dict(args.cfg_options)
-    except ConfigError as err:
-        sys.exit(f'error: {err}')
+    cfg = load_config(args.config, args.cfg_options)
     try:
         results = test(cfg, args.checkpoint, metrics=args.eval, out=args.out,
                        average_clips=args.average_clips, batch_size=args.batch_size)

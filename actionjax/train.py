@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Any
 
-from actionjax.config import Config, ConfigError, DictAction
+from actionjax.config import DictAction, load_config
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -37,16 +37,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="override config values, e.g. model.backbone.depth=18 "
                              "data.train.pipeline.0.clip_len=2 x='[1,2]'; '+key=value' adds a new key")
     return parser.parse_args(argv)
-
-
-def load_config(path: str, cfg_options: dict | None = None) -> Config:
-    """The config file with ``--cfg-options`` applied; config errors exit with one line."""
-    try:
-        cfg = Config.fromfile(path)
-        cfg.merge_from_dict(cfg_options or {})
-    except ConfigError as err:
-        sys.exit(f'error: {err}')
-    return cfg
 
 
 def main(argv: list[str] | None = None) -> dict:

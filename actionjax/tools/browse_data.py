@@ -83,7 +83,7 @@ def draw_grid(samples: list[tuple[np.ndarray, str]], out: str, frame_inches: flo
 
 
 def main(argv: list[str] | None = None) -> None:
-    from actionjax.config import Config, DictAction
+    from actionjax.config import DictAction, load_config
     from actionjax.data import build_dataset
 
     parser = argparse.ArgumentParser(prog='python -m actionjax.tools.browse_data',
@@ -100,8 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={}, metavar='KEY=VALUE')
     args = parser.parse_args(argv)
 
-    cfg = Config.fromfile(args.config)
-    cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
     dataset = build_dataset(cfg, f'data.{args.split}', test_mode=args.split != 'train')
     class_names = find_class_names(dataset, args.label_map)
     picks = np.random.default_rng(args.seed).choice(len(dataset), min(args.n, len(dataset)), replace=False)

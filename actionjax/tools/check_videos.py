@@ -141,7 +141,7 @@ def check_dataset(dataset: Any, num_workers: int = 2, full: bool = False,
 
 
 def main(argv: list[str] | None = None) -> int:
-    from actionjax.config import Config, DictAction
+    from actionjax.config import DictAction, load_config
     from actionjax.data import build_dataset
 
     parser = argparse.ArgumentParser(prog='python -m actionjax.tools.check_videos',
@@ -157,8 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                         help='override config values, e.g. data.train.data_prefix=/mnt/k400/train')
     args = parser.parse_args(argv)
 
-    cfg = Config.fromfile(args.config)
-    cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
     all_bad = []
     for split in args.split:
         start = time.perf_counter()

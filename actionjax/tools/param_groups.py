@@ -97,7 +97,7 @@ def format_table(assignments: Sequence[ParamAssignment], optimizer_cfg: Mapping[
 
 
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    from actionjax.config import Config, DictAction
+    from actionjax.config import DictAction, load_config
 
     parser = argparse.ArgumentParser(prog='python -m actionjax.tools.param_groups', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -107,9 +107,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override config keys, e.g. optimizer.paramwise_cfg.fc_lr5=False')
     args = parser.parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
     shape = tuple(int(s) for s in args.shape.split(',')) if args.shape else None
     assignments = param_groups(cfg, shape)
     records = as_records(assignments)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from actionjax.config import Config, DictAction
+from actionjax.config import DictAction, load_config
 
 MAX_POINTS = 200_000  # longer runs are drawn every k-th iteration
 
@@ -161,9 +161,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help='override config keys, e.g. lr_config.step=[30,60]')
     args = parser.parse_args(argv)
 
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
     note = ''
     iters = args.iters_per_epoch or iters_per_epoch_of(cfg, args.gpus)
     if iters is None:
