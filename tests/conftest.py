@@ -13,3 +13,15 @@ os.environ.setdefault('JAX_THREEFRY_PARTITIONABLE', 'false')
 import jax  # noqa: E402
 
 jax.config.update('jax_threefry_partitionable', os.environ['JAX_THREEFRY_PARTITIONABLE'] != 'false')
+
+
+import logging  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _actionjax_logs_reach_caplog(monkeypatch):
+    """``setup_logger`` (called by any in-process training run) stops the 'actionjax' logger
+    propagating, which would hide its records from ``caplog`` in every later test."""
+    monkeypatch.setattr(logging.getLogger('actionjax'), 'propagate', True)
