@@ -34,12 +34,13 @@ from .loading import (
     UniformSampleFrames,
     VideoReadError,
 )
+from .pyav import PyAVDecode, PyAVInit
 from .rng import get_rng
 
 __all__ = [
     'CenterCrop', 'Collect', 'ColorJitter', 'Compose', 'DecordDecode', 'DecordInit', 'DenseSampleFrames',
     'Flip', 'FormatShape', 'Fuse', 'ImageToTensor', 'MultiScaleCrop', 'Normalize', 'PackActionInputs',
-    'RandomCrop', 'RandomRescale', 'RandomResizedCrop', 'RawFrameDecode', 'Rename', 'Resize',
-    'SampleFrames', 'TenCrop', 'ThreeCrop', 'ToTensor', 'UniformSample', 'UniformSampleFrames',
+    'PyAVDecode', 'PyAVInit', 'RandomCrop', 'RandomRescale', 'RandomResizedCrop', 'RawFrameDecode', 'Rename',
+    'Resize', 'SampleFrames', 'TenCrop', 'ThreeCrop', 'ToTensor', 'UniformSample', 'UniformSampleFrames',
     'VideoReadError', 'color_jitter', 'get_rng', 'resize_clip',
 ]
