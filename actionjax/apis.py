@@ -134,11 +134,13 @@ def _test_pipeline(cfg: Mapping[str, Any]) -> list[Any]:
 
 
 def _video_pipeline(pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Decode a video file with decord whatever the config decodes (MMAction2 0.x does the same
-    with OpenCV): a rawframes pipeline gets ``DecordInit`` and ``DecordDecode``."""
+    """Decode a video file whatever the config decodes: a video pipeline keeps its decoder, a
+    rawframes one gets ``PyAVInit`` and ``PyAVDecode`` (MMAction2 0.x swaps in OpenCV)."""
+    if any(s['type'] in ('DecordInit', 'PyAVInit') for s in pipeline):
+        return pipeline
     steps = [s for s in pipeline if not s['type'].endswith('Init')]
-    steps = [dict(type='DecordDecode') if s['type'].endswith('Decode') else s for s in steps]
-    return [dict(type='DecordInit'), *steps]
+    steps = [dict(type='PyAVDecode') if s['type'].endswith('Decode') else s for s in steps]
+    return [dict(type='PyAVInit'), *steps]
 
 
 def inference_recognizer(model: LoadedRecognizer, video: str | os.PathLike | Mapping[str, Any],

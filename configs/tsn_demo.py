@@ -29,9 +29,9 @@ model = dict(
 
 img_norm_cfg = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_bgr=False)
 train_pipeline = [
-    dict(type='DecordInit'),
+    dict(type='PyAVInit'),
     dict(type='SampleFrames', clip_len=1, frame_interval=1, num_clips=num_segments),
-    dict(type='DecordDecode'),
+    dict(type='PyAVDecode'),
     dict(type='MultiScaleCrop', input_size=56, scales=(1, 0.875, 0.75), random_crop=False,
          max_wh_scale_gap=1),
     dict(type='Resize', scale=(32, 32), keep_ratio=False),
@@ -42,9 +42,9 @@ train_pipeline = [
     dict(type='ToTensor', keys=['imgs', 'label']),
 ]
 val_pipeline = [
-    dict(type='DecordInit'),
+    dict(type='PyAVInit'),
     dict(type='SampleFrames', clip_len=1, frame_interval=1, num_clips=num_segments, test_mode=True),
-    dict(type='DecordDecode'),
+    dict(type='PyAVDecode'),
     dict(type='CenterCrop', crop_size=56),
     dict(type='Resize', scale=(32, 32), keep_ratio=False),
     dict(type='Normalize', **img_norm_cfg),

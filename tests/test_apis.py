@@ -95,7 +95,7 @@ def test_inference_recognizer_on_a_video(recognizer, video):
     assert results['imgs'].shape == (3, 32, 32, 3) and results['imgs'].dtype == np.uint8
     scores = recognizer.predict(results['imgs'][None])[0]
     assert result[0] == (int(np.argmax(scores)), pytest.approx(float(scores.max()), rel=1e-6))
-    # a rawframes config decodes a video file with decord, like MMAction2 0.x's OpenCV swap
+    # a rawframes config decodes a video file with PyAV, like MMAction2 0.x's OpenCV swap
     rawframes = copy.deepcopy(CFG)
     rawframes['data']['test']['pipeline'] = [s for s in TEST_PIPELINE if s['type'] != 'DecordInit']
     rawframes['data']['test']['pipeline'][1] = dict(type='RawFrameDecode')

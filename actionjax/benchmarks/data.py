@@ -5,12 +5,17 @@ generated once under ``--videos``) with the same pipeline (the ``data.train.pipe
 of ``--config``, default the Kinetics-400 TSN recipe) and ``--num-workers`` worker
 processes:
 
-* ours: ``actionjax.data`` (grain workers, uint8 channels-last batches);
+* ours, twice: ``actionjax.data`` (grain workers, uint8 channels-last batches) with the
+  pipeline's decoder set to ``DecordInit``/``DecordDecode`` and to
+  ``PyAVInit``/``PyAVDecode``. Before timing, both decoders read the same frames of
+  the benchmark files and the table says whether they were identical;
 * theirs: MMAction2 1.2.0's ``VideoDataset`` and transforms on torch's ``DataLoader``
   with mmengine's ``pseudo_collate`` and the process settings mmengine's runner applies
   (fork, OpenCV threads off), run by ``--ref-python`` in a subprocess. The pipeline is
-  the same list with the 0.x-only steps (``Normalize``, ``Collect``, ``ToTensor``)
-  replaced by ``PackActionInputs``, as MMAction2 1.x writes it.
+  the same list decoded with decord, as MMAction2's recipes do (its own ``PyAVDecode``
+  decodes every frame from the start of the video), with the 0.x-only steps
+  (``Normalize``, ``Collect``, ``ToTensor``) replaced by ``PackActionInputs``, as
+  MMAction2 1.x writes it.
 
 Each run times ``--batches`` batches after ``--warmup`` batches (worker start-up is
 not counted); runs alternate between the two sides ``--repeats`` times and the table
@@ -36,6 +41,7 @@ import numpy as np
 DEFAULT_CONFIG = 'configs/_base_/datasets/kinetics400_tsn_video.py'
 DEFAULT_REF_PYTHON = '/work/ref/mm1/bin/python'
 _NOT_IN_1X = ('Normalize', 'Collect', 'ToTensor', 'ImageToTensor')
+_DECODERS = {'decord': ('DecordInit', 'DecordDecode'), 'pyav': ('PyAVInit', 'PyAVDecode')}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -103,7 +109,38 @@ def make_benchmark_videos(folder: str, num_videos: int, repeat_to: int) -> str:
     return ann_file
 
 
-# -- the two sides ---------------------------------------------------------------------------
+# -- the pipelines ---------------------------------------------------------------------------
+
+
+def with_decoder(pipeline: list, decoder: str) -> list:
+    """``pipeline`` with its video decoder steps switched to ``decoder`` ('decord' or 'pyav');
+    only the decoding ``mode`` carries over (the other arguments are backend-specific)."""
+    init, decode = _DECODERS[decoder]
+    steps = []
+    for step in pipeline:
+        if step['type'] in ('DecordInit', 'PyAVInit'):
+            step = dict(type=init)
+        elif step['type'] in ('DecordDecode', 'PyAVDecode'):
+            step = dict(type=decode, **({'mode': step['mode']} if 'mode' in step else {}))
+        steps.append(dict(step))
+    return steps
+
+
+def decoders_agree(pipeline: list, ann_file: str, data_prefix: str, num_videos: int) -> bool:
+    """Whether decord and PyAV decode identical frames for the pipeline's sampling of the
+    first ``num_videos`` benchmark videos (the same draws on both sides)."""
+    from actionjax.data import VideoDataset
+
+    decoded = []
+    for decoder in _DECODERS:
+        steps = with_decoder(pipeline, decoder)
+        last = [step['type'] for step in steps].index(_DECODERS[decoder][1])
+        dataset = VideoDataset(ann_file, steps[:last + 1], data_prefix=data_prefix)
+        decoded.append([dataset.prepare(i, np.random.default_rng([0, i]))['imgs'] for i in range(num_videos)])
+    return all(np.array_equal(a, b) for a, b in zip(*decoded, strict=True))
+
+
+# -- the sides -------------------------------------------------------------------------------
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -198,6 +235,8 @@ def time_theirs(pipeline: list, ann_file: str, data_prefix: str, args: argparse.
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    from functools import partial
+
     from actionjax.config import Config
 
     cfg = Config.fromfile(args.config)
@@ -207,25 +246,30 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ann_file = make_benchmark_videos(args.videos, args.num_videos, repeat_to=clips + args.batch_size)
     data_prefix = osp.join(args.videos, 'videos')
     print(f'benchmark videos ready in {args.videos} ({time.perf_counter() - start:.1f} s)', file=sys.stderr)
-    sides = {'actionjax (grain)': time_ours}
+    identical = decoders_agree(pipeline, ann_file, data_prefix, args.num_videos)
+    mmaction2 = 'MMAction2 1.2.0, DecordDecode'
+    sides = {'actionjax, DecordDecode': partial(time_ours, with_decoder(pipeline, 'decord')),
+             'actionjax, PyAVDecode': partial(time_ours, with_decoder(pipeline, 'pyav'))}
     if osp.isfile(args.ref_python):
-        sides['MMAction2 1.2.0 (torch DataLoader)'] = time_theirs
+        sides[mmaction2] = partial(time_theirs, with_decoder(pipeline, 'decord'))
     else:
         print(f'reference Python {args.ref_python} not found: timing actionjax only', file=sys.stderr)
 
     runs: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
-    for rep in range(args.repeats):  # alternate, so that a busy spell on the machine hits both sides
+    for rep in range(args.repeats):  # alternate, so that a busy spell on the machine hits every side
         for name, time_side in sides.items():
-            runs[name].append(time_side(pipeline, ann_file, data_prefix, args, seed=rep))
+            runs[name].append(time_side(ann_file, data_prefix, args, seed=rep))
             rate, cpu = runs[name][-1]
             print(f'run {rep + 1}/{args.repeats} {name}: {rate:.1f} clips/s, {cpu * 1e3:.0f} ms CPU/clip',
                   file=sys.stderr)
 
     results: dict[str, Any] = dict(config=args.config, batch_size=args.batch_size,
                                    num_workers=args.num_workers, clips_per_run=args.batches * args.batch_size,
-                                   sides={})
+                                   decoders_identical=identical, sides={})
     print(f'\nTSN train pipeline ({args.config}), {args.num_workers} workers, batch {args.batch_size}, '
           f'{args.batches * args.batch_size} clips per run, {args.repeats} runs each, medians')
+    print(f'decord and PyAV frames identical on {args.num_videos} sampled clips: '
+          f'{"yes" if identical else "NO"}')
     print(f'{"loader":<36}{"clips/s":>10}{"CPU ms/clip":>14}{"clips/CPU-s":>13}   clips/s of each run')
     for name, side_runs in runs.items():
         rate = statistics.median(r for r, _ in side_runs)
@@ -233,10 +277,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results['sides'][name] = dict(clips_per_s=rate, cpu_s_per_clip=cpu, runs=side_runs)
         print(f'{name:<36}{rate:>10.1f}{cpu * 1e3:>14.1f}{1 / cpu:>13.1f}   '
               f'{", ".join(f"{r:.1f}" for r, _ in side_runs)}')
-    if len(runs) == 2:
-        ours, theirs = results['sides'].values()
-        results['ratio'] = ours['clips_per_s'] / theirs['clips_per_s']
-        results['cpu_ratio'] = theirs['cpu_s_per_clip'] / ours['cpu_s_per_clip']
-        print(f'actionjax / MMAction2: {results["ratio"]:.2f}x clips/s, {results["cpu_ratio"]:.2f}x clips '
-              'per CPU-second (the second is what a busy, shared machine measures reliably)')
+    if mmaction2 in results['sides']:
+        theirs = results['sides'][mmaction2]
+        results['ratios'] = {}
+        for name, ours in results['sides'].items():
+            if name == mmaction2:
+                continue
+            ratio = ours['clips_per_s'] / theirs['clips_per_s']
+            cpu_ratio = theirs['cpu_s_per_clip'] / ours['cpu_s_per_clip']
+            results['ratios'][name] = dict(clips_per_s=ratio, clips_per_cpu_s=cpu_ratio)
+            print(f'{name} / MMAction2: {ratio:.2f}x clips/s, {cpu_ratio:.2f}x clips per CPU-second')
+        print('(clips per CPU-second is what a busy, shared machine measures reliably)')
     return results

@@ -1,6 +1,9 @@
 # Kinetics-400 as videos, TSM recipe (MMAction2 0.24.1: tsm_r50_video_1x1x8_50e_kinetics400_rgb):
 # short side 256, multi-scale crops (13 fixed positions) to 224, flip; val and test centre crop.
 # Prepare the data as MMAction2's tools/data/kinetics/README.md says; the lists hold "path label" lines.
+# Decoding: PyAVInit/PyAVDecode where MMAction2 writes DecordInit/DecordDecode. The frames are the
+# same (decord's accurate seek errs near key frames of B-frame streams; PyAV does not) and cost about
+# half the CPU (python -m actionjax.benchmark --what data); the decord steps work here too.
 dataset_type = 'VideoDataset'
 data_root = 'data/kinetics400/videos_train'
 data_root_val = 'data/kinetics400/videos_val'
@@ -9,9 +12,9 @@ ann_file_val = 'data/kinetics400/kinetics400_val_list_videos.txt'
 ann_file_test = 'data/kinetics400/kinetics400_val_list_videos.txt'
 img_norm_cfg = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_bgr=False)
 train_pipeline = [
-    dict(type='DecordInit'),
+    dict(type='PyAVInit'),
     dict(type='SampleFrames', clip_len=1, frame_interval=1, num_clips=8),
-    dict(type='DecordDecode'),
+    dict(type='PyAVDecode'),
     dict(type='Resize', scale=(-1, 256)),
     dict(type='MultiScaleCrop', input_size=224, scales=(1, 0.875, 0.75, 0.66), random_crop=False,
          max_wh_scale_gap=1, num_fixed_crops=13),
@@ -23,9 +26,9 @@ train_pipeline = [
     dict(type='ToTensor', keys=['imgs', 'label']),
 ]
 val_pipeline = [
-    dict(type='DecordInit'),
+    dict(type='PyAVInit'),
     dict(type='SampleFrames', clip_len=1, frame_interval=1, num_clips=8, test_mode=True),
-    dict(type='DecordDecode'),
+    dict(type='PyAVDecode'),
     dict(type='Resize', scale=(-1, 256)),
     dict(type='CenterCrop', crop_size=224),
     dict(type='Normalize', **img_norm_cfg),
