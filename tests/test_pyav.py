@@ -96,3 +96,20 @@ def test_missing_truncated_and_misplaced(tmp_path):
         PyAVDecode()(dict(video_reader=None, frame_inds=INDS))
     with pytest.raises(ValueError, match="'accurate' or 'efficient'"):
         PyAVDecode(mode='fast')
+
+
+def test_data_benchmark_switches_decoders_and_compares_their_frames(tmp_path):
+    from actionjax.benchmarks.data import decoders_agree, with_decoder
+    from actionjax.config import Config
+
+    cfg = Config.fromfile(os.path.join(os.path.dirname(__file__), '..', 'configs', '_base_', 'datasets',
+                                       'kinetics400_tsn_video.py'))
+    pipeline = [dict(step) for step in cfg.data.train.pipeline]
+    assert [s['type'] for s in pipeline[:3]] == ['PyAVInit', 'SampleFrames', 'PyAVDecode']
+    as_decord = with_decoder(pipeline + [dict(type='DecordDecode', mode='efficient')], 'decord')
+    decoders = [s['type'] for s in as_decord if 'Decord' in s['type']]
+    assert decoders == ['DecordInit', 'DecordDecode', 'DecordDecode']
+    assert as_decord[-1] == dict(type='DecordDecode', mode='efficient') and as_decord[3:-1] == pipeline[3:]
+    ann = tmp_path / 'list.txt'
+    ann.write_text('tiny.mp4 0\ntiny.mp4 1\n')
+    assert decoders_agree(pipeline, str(ann), FIXTURES, num_videos=2)
