@@ -107,6 +107,17 @@ def test_bad_files_are_replaced_logged_once_and_reported(data, reference, caplog
     assert any('epoch 1: 2 samples replaced, 2 unreadable files' in r.getMessage() for r in caplog.records)
 
 
+def test_pyav_pipeline_gives_the_same_batches_and_the_same_report(data, reference):
+    epoch0, report0, _ = reference
+    pyav = [dict(step, type=step['type'].replace('Decord', 'PyAV')) for step in PIPELINE]
+    loader_cfg = dict(batch_size=4, shuffle=True, seed=0, drop_last=True, shard_index=0, shard_count=1)
+    dataset = VideoDataset(str(data / 'train_list.txt'), pyav, data_prefix=str(data / 'videos'))
+    with build_dataloader(dataset, num_workers=0, **loader_cfg) as loader:
+        assert_same_batches(list(loader), epoch0)
+        assert loader.last_report['replaced'] == report0['replaced'] == 2
+        assert sorted(loader.last_report['bad_files']) == sorted(report0['bad_files'])
+
+
 def test_eval_counts_every_sample_once_and_masks_bad_files(data):
     eval_set = dataset(data, test_mode=True)
     with build_dataloader(eval_set, batch_size=5, shard_index=0, shard_count=1) as loader:
