@@ -115,18 +115,21 @@ def test_build_dataset_from_whole_config_or_dataset_config(tmp_path):
     assert 'SyntheticVideoDataset' in DATASETS and 'RawframeDataset' in DATASETS
 
 
-def test_real_pipeline_and_check_videos(videos):
-    pipeline = [dict(type='DecordInit'), dict(type='SampleFrames', clip_len=1, num_clips=4, test_mode=True),
-                dict(type='DecordDecode'), dict(type='FormatShape', input_format='NCHW')]
+@pytest.mark.parametrize('decoder', ['Decord', 'PyAV'])
+def test_real_pipeline_and_check_videos(videos, decoder):
+    pipeline = [dict(type=f'{decoder}Init'),
+                dict(type='SampleFrames', clip_len=1, num_clips=4, test_mode=True),
+                dict(type=f'{decoder}Decode'), dict(type='FormatShape', input_format='NCHW')]
     ds = VideoDataset(str(videos / 'train_list.txt'), pipeline, data_prefix=str(videos / 'videos'))
     sample = ds[0]
     assert sample['imgs'].shape == (4, 32, 32, 3) and sample['imgs'].dtype == np.uint8
     assert sample['label'] == int(open(videos / 'train_list.txt').readline().split()[1])
 
+    assert check_videos.pipeline_decoder(ds) == decoder.lower()
     bad = check_videos.check_dataset(ds, num_workers=0)
     assert [os.path.basename(path) for path, _ in bad] == ['truncated.mp4', 'missing.mp4']
     assert bad[1][1] == 'file not found' and 'cannot' in bad[0][1]
-    assert check_videos.check_video(ds.sample_path(0), full=True) is None
+    assert check_videos.check_video(ds.sample_path(0), full=True, decoder=decoder.lower()) is None
 
 
 def test_check_videos_command(videos, tmp_path, capsys):

@@ -1,7 +1,8 @@
 """``python -m actionjax.tools.check_videos --config CONFIG [--split train]``: find unreadable videos.
 
 Run it before a long training run. Every sample of the split is opened and its first,
-middle and last frames are decoded (``--full``: every frame), in parallel processes.
+middle and last frames are decoded (``--full``: every frame), in parallel processes, with
+the decoder the split's pipeline uses (PyAV for ``PyAVInit``, decord otherwise).
 A missing, truncated or corrupt file is listed with the reason; the exit status is 1
 if any is found (0 otherwise), so scripts can stop early. ``--out FILE`` writes the
 bad paths, one per line. Rawframe datasets are checked the same way: the frame folder
@@ -18,10 +19,12 @@ import os
 import os.path as osp
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from typing import Any
+
+import numpy as np
 
 
 def _frames_to_check(total: int, full: bool) -> list[int]:
@@ -30,16 +33,27 @@ def _frames_to_check(total: int, full: bool) -> list[int]:
     return sorted({0, total // 2, total - 1})
 
 
-def check_video(path: str, full: bool = False) -> str | None:
-    """``None`` if ``path`` opens and its first, middle and last frames decode, else the reason."""
+def _open_reader(path: str, decoder: str) -> tuple[int, Callable[[list[int]], np.ndarray]]:
+    """(frame count, read(indices) -> frames) of ``path`` with ``decoder`` ('decord' or 'pyav')."""
+    if decoder == 'pyav':
+        from actionjax.data.pipelines.pyav import IndexedVideo
+
+        video = IndexedVideo(path)
+        return len(video), lambda inds: video.read(np.asarray(inds))
     import decord
 
+    reader = decord.VideoReader(path, num_threads=1)
+    return len(reader), lambda inds: reader.get_batch(inds).asnumpy()
+
+
+def check_video(path: str, full: bool = False, decoder: str = 'decord') -> str | None:
+    """``None`` if ``path`` opens and its first, middle and last frames decode with ``decoder``
+    ('decord' or 'pyav'), else the reason."""
     if not osp.isfile(path):
         return 'file not found'
     try:
-        reader = decord.VideoReader(path, num_threads=1)
-        total = len(reader)
-    except Exception as err:  # noqa: BLE001 - decord reports corruption with assorted exception types
+        total, read = _open_reader(path, decoder)
+    except Exception as err:  # noqa: BLE001 - decoders report corruption with assorted exception types
         return f'cannot open ({_reason(err)})'
     if total == 0:
         return 'no frames'
@@ -47,7 +61,7 @@ def check_video(path: str, full: bool = False) -> str | None:
     for start in range(0, len(inds), 64):  # bounded memory with --full
         chunk = inds[start:start + 64]
         try:
-            frames = reader.get_batch(chunk).asnumpy()
+            frames = read(chunk)
         except Exception as err:  # noqa: BLE001
             return f'cannot decode frames {chunk[0]}..{chunk[-1]} of {total} ({_reason(err)})'
         if frames.shape[0] != len(chunk):
@@ -76,7 +90,7 @@ def check_frames(frame_dir: str, total_frames: int, filename_tmpl: str, start_in
     return None
 
 
-def check_sample(info: Mapping[str, Any], full: bool = False) -> str | None:
+def check_sample(info: Mapping[str, Any], full: bool = False, decoder: str = 'decord') -> str | None:
     """Check one annotation entry (a ``get_info`` dict of a Video- or RawframeDataset)."""
     if 'frame_dir' in info:
         return check_frames(info['frame_dir'], int(info['total_frames']),
@@ -85,12 +99,19 @@ def check_sample(info: Mapping[str, Any], full: bool = False) -> str | None:
     path = str(info['filename'])
     if osp.splitext(path)[0] == path:  # DecordInit's convention: no extension means .mp4
         path += '.mp4'
-    return check_video(path, full)
+    return check_video(path, full, decoder)
 
 
-def _check_one(args: tuple[str, dict, bool]) -> tuple[str, str | None]:
-    path, info, full = args
-    return path, check_sample(info, full)
+def _check_one(args: tuple[str, dict, bool, str]) -> tuple[str, str | None]:
+    path, info, full, decoder = args
+    return path, check_sample(info, full, decoder)
+
+
+def pipeline_decoder(dataset: Any) -> str:
+    """'pyav' when the dataset's pipeline opens videos with ``PyAVInit``, else 'decord'."""
+    inner = getattr(dataset, 'dataset', dataset)  # RepeatDataset
+    steps = getattr(getattr(inner, 'pipeline', None), 'transforms', [])
+    return 'pyav' if any(type(step).__name__ == 'PyAVInit' for step in steps) else 'decord'
 
 
 def _quiet_worker() -> None:
@@ -116,7 +137,8 @@ def _unique_samples(dataset: Any) -> Iterable[tuple[str, dict]]:
 def check_dataset(dataset: Any, num_workers: int = 2, full: bool = False,
                   progress: bool = False) -> list[tuple[str, str]]:
     """``[(path, reason), ...]`` for every unreadable sample of ``dataset``, in dataset order."""
-    jobs = [(path, info, full) for path, info in _unique_samples(dataset)]
+    decoder = pipeline_decoder(dataset)
+    jobs = [(path, info, full, decoder) for path, info in _unique_samples(dataset)]
     if num_workers <= 0:
         results = map(_check_one, jobs)
         pool = None
