@@ -1,9 +1,9 @@
 """``python -m actionjax.benchmark --what data``: clips/s of the TSN train pipeline, ours vs MMAction2's.
 
 Both sides decode and augment the same Kinetics-like files (340x256, 10 s at 25 fps,
-generated once under ``--videos``) with the same pipeline (the ``data.train.pipeline``
-of ``--config``, default the Kinetics-400 TSN recipe) and ``--num-workers`` worker
-processes:
+``--codec`` MPEG-4 part 2 or H.264, generated once under ``--videos``) with the same
+pipeline (the ``data.train.pipeline`` of ``--config``, default the Kinetics-400 TSN
+recipe) and ``--num-workers`` worker processes:
 
 * ours, twice: ``actionjax.data`` (grain workers, uint8 channels-last batches) with the
   pipeline's decoder set to ``DecordInit``/``DecordDecode`` and to
@@ -50,6 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--videos', default=osp.join(tempfile.gettempdir(), 'actionjax_bench_videos'),
                         help='folder for the generated benchmark videos (made once, then reused)')
     parser.add_argument('--num-videos', type=int, default=24)
+    parser.add_argument('--codec', choices=['mpeg4', 'h264'], default='mpeg4',
+                        help="the files' codec: 'mpeg4' (MPEG-4 part 2, key frame every 12, no B-frames) "
+                             "or 'h264' (x264's defaults, as ffmpeg re-encodes Kinetics: B-frames, key "
+                             'frame every 250)')
     parser.add_argument('--batch-size', type=int, default=8)
     parser.add_argument('--num-workers', type=int, default=2)
     parser.add_argument('--warmup', type=int, default=2, help='batches read before timing starts')
@@ -89,19 +93,33 @@ def render_kinetics_like(rng: np.random.Generator, height: int = 256, width: int
     return frames
 
 
-def make_benchmark_videos(folder: str, num_videos: int, repeat_to: int) -> str:
+def write_h264(path: str, frames: np.ndarray, fps: int = 25) -> None:
+    """``frames`` (T, H, W, 3) RGB as H.264 with x264's default settings (PyAV's encoder)."""
+    import av
+
+    with av.open(path, 'w', format='mp4') as container:
+        stream = container.add_stream('libx264', rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], 'yuv420p'
+        stream.options = {'x264-params': 'log-level=none'}
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format='rgb24')))
+        container.mux(stream.encode())
+
+
+def make_benchmark_videos(folder: str, num_videos: int, repeat_to: int, codec: str = 'mpeg4') -> str:
     """Write ``num_videos`` Kinetics-like mp4 files (once) and an annotation list of
     ``repeat_to`` lines cycling through them; returns the list's path."""
     from actionjax.tools.make_synthetic import write_video
 
-    videos = osp.join(folder, 'videos')
+    videos = osp.join(folder, 'videos' if codec == 'mpeg4' else f'videos_{codec}')
     os.makedirs(videos, exist_ok=True)
     names = [f'{i:04d}.mp4' for i in range(num_videos)]
     for i, name in enumerate(names):
         path = osp.join(videos, name)
         if not osp.isfile(path):
             tmp = path + '.tmp.mp4'
-            write_video(tmp, render_kinetics_like(np.random.default_rng([7, i])), fps=25)
+            write = write_video if codec == 'mpeg4' else write_h264
+            write(tmp, render_kinetics_like(np.random.default_rng([7, i])), fps=25)
             os.replace(tmp, path)
     ann_file = osp.join(folder, f'list_{num_videos}x{repeat_to}.txt')
     with open(ann_file, 'w') as f:
@@ -243,8 +261,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     pipeline = [dict(step) for step in cfg['data']['train']['pipeline']]
     clips = (args.warmup + args.batches) * args.batch_size
     start = time.perf_counter()
-    ann_file = make_benchmark_videos(args.videos, args.num_videos, repeat_to=clips + args.batch_size)
-    data_prefix = osp.join(args.videos, 'videos')
+    ann_file = make_benchmark_videos(args.videos, args.num_videos, clips + args.batch_size, args.codec)
+    data_prefix = osp.join(args.videos, 'videos' if args.codec == 'mpeg4' else f'videos_{args.codec}')
     print(f'benchmark videos ready in {args.videos} ({time.perf_counter() - start:.1f} s)', file=sys.stderr)
     identical = decoders_agree(pipeline, ann_file, data_prefix, args.num_videos)
     mmaction2 = 'MMAction2 1.2.0, DecordDecode'
@@ -263,11 +281,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print(f'run {rep + 1}/{args.repeats} {name}: {rate:.1f} clips/s, {cpu * 1e3:.0f} ms CPU/clip',
                   file=sys.stderr)
 
-    results: dict[str, Any] = dict(config=args.config, batch_size=args.batch_size,
+    results: dict[str, Any] = dict(config=args.config, codec=args.codec, batch_size=args.batch_size,
                                    num_workers=args.num_workers, clips_per_run=args.batches * args.batch_size,
                                    decoders_identical=identical, sides={})
-    print(f'\nTSN train pipeline ({args.config}), {args.num_workers} workers, batch {args.batch_size}, '
-          f'{args.batches * args.batch_size} clips per run, {args.repeats} runs each, medians')
+    print(f'\nTSN train pipeline ({args.config}) on {args.codec} files, {args.num_workers} workers, '
+          f'batch {args.batch_size}, {args.batches * args.batch_size} clips per run, '
+          f'{args.repeats} runs each, medians')
     print(f'decord and PyAV frames identical on {args.num_videos} sampled clips: '
           f'{"yes" if identical else "NO"}')
     print(f'{"loader":<36}{"clips/s":>10}{"CPU ms/clip":>14}{"clips/CPU-s":>13}   clips/s of each run')

@@ -4,8 +4,9 @@
 much of that on per-frame overhead (it converts and hands over every frame it
 decodes, skipped ones included). ``PyAVInit`` reads the packet index of the video
 once (pts and key flags, no decoding); ``PyAVDecode`` then feeds the decoder from the
-key frame before each wanted frame, converts only the wanted frames to RGB, and
-never decodes a frame twice for sorted indices.
+key frame before each wanted frame, skips the non-reference frames (most B-frames)
+it does not need, converts only the wanted frames to RGB, and never decodes a frame
+twice for sorted indices.
 
 Frame ``i`` is the ``i``-th frame in presentation order, as in MMAction2's
 ``PyAVDecode(mode='accurate')`` (which decodes from the start every time) and in
@@ -67,8 +68,14 @@ class IndexedVideo:
         pts = self.key_pts[max(bisect.bisect_right(self.key_pts, self.frame_pts[index]) - 1, 0)]
         return bisect.bisect_left(self.frame_pts, pts)
 
-    def read(self, frame_inds: np.ndarray) -> np.ndarray:
-        """Frames ``frame_inds`` as uint8 RGB ``(M, H, W, 3)``, in the order asked."""
+    def read(self, frame_inds: np.ndarray, skip_unused: bool = True) -> np.ndarray:
+        """Frames ``frame_inds`` as uint8 RGB ``(M, H, W, 3)``, in the order asked.
+
+        With ``skip_unused`` the decoder drops the non-reference frames (most B-frames)
+        that are not wanted: no other frame depends on them, and a frame is coded in
+        the packet with its own pts, so the decision can be made per packet. It needs
+        the single-threaded decoder (a frame-threaded one applies it late).
+        """
         from av.video.reformatter import VideoReformatter
 
         wanted: dict[int, list[int]] = {}
@@ -89,6 +96,9 @@ class IndexedVideo:
                     raise VideoReadError(f'{self.path!r}: the decoder never produced frame pts={target}')
                 packet = self.packets[next_packet] if next_packet < len(self.packets) else None
                 next_packet += 1
+                if skip_unused and packet is not None:
+                    slots = wanted.get(packet.pts)
+                    decoder.skip_frame = 'DEFAULT' if slots and out[slots[0]] is None else 'NONREF'
                 for frame in decoder.decode(packet):  # None drains the decoder at the end
                     slots = wanted.get(frame.pts)
                     if slots is not None and out[slots[0]] is None:
@@ -181,7 +191,10 @@ class PyAVDecode:
         if self.multi_thread:
             video.stream.thread_type = 'AUTO'
         try:
-            imgs = video.read(frame_inds) if self.mode == 'accurate' else video.read_key_frames(frame_inds)
+            if self.mode == 'accurate':
+                imgs = video.read(frame_inds, skip_unused=not self.multi_thread)
+            else:
+                imgs = video.read_key_frames(frame_inds)
         except VideoReadError:
             raise
         except Exception as err:
