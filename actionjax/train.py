@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> dict:
                      resume_from=resume_from, load_from=args.load_from or cfg.get('load_from'), seed=seed)
     except (NonFiniteLossError, FileNotFoundError, KeyError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)  # no repr quotes
-        logger.error(message)
+        logger.error(message, extra={'console': False})  # for the log file; the exit prints it
         sys.exit(f'error: {message}')
 
 

@@ -92,6 +92,9 @@ def test_missing_kinetics_data_exits_with_how_to_prepare_it(tmp_path, monkeypatc
         train.main(['--config', os.path.join(REPO, 'configs', 'tsn.py'), '--work-dir', 'wd'])
     message = str(err.value)
     assert 'kinetics400' in message and 'python -m actionjax.train --config configs/tsn_demo.py' in message
+    assert 'kinetics400' not in capsys.readouterr().err  # the exit prints it, once
+    log = open(os.path.join('wd', next(f for f in os.listdir('wd') if f.endswith('.log')))).read()
+    assert 'ERROR' in log and 'python -m actionjax.train --config configs/tsn_demo.py' in log
 
 
 def test_bad_config_key_exits_naming_it(tmp_path, monkeypatch):

@@ -52,6 +52,9 @@ def setup_logger(log_file: str | None = None, log_level: str | int = 'INFO') -> 
         handler.close()
     console = _TqdmHandler()
     console.setFormatter(fmt)
+    # extra={'console': False} keeps a record out of the console (e.g. a fatal error that
+    # the exit message prints anyway) but still writes it to the log file
+    console.addFilter(lambda record: getattr(record, 'console', True))
     logger.addHandler(console)
     if log_file:
         file_handler = logging.FileHandler(log_file, mode='a')
