@@ -24,10 +24,10 @@ def pixels():
         return {k: data[k] for k in data.files}
 
 
-def decode(path, frame_inds, mode='accurate'):
+def decode(path, frame_inds, mode='accurate', multi_thread=False):
     results = PyAVInit()(dict(filename=str(path), start_index=0))
     results['frame_inds'] = np.asarray(frame_inds, dtype=np.int32)
-    return PyAVDecode(mode=mode)(results)
+    return PyAVDecode(multi_thread=multi_thread, mode=mode)(results)
 
 
 def test_frames_equal_mmaction2(pixels):
@@ -77,6 +77,7 @@ def test_random_access_equals_sequential_decoding_with_b_frames(tmp_path, codec,
     orders = [np.arange(48), np.arange(48)[::-1], rng.integers(0, 48, 16), np.sort(rng.integers(0, 48, 8))]
     for inds in orders:
         np.testing.assert_array_equal(decode(path, inds)['imgs'], truth[inds])
+    np.testing.assert_array_equal(decode(path, orders[2], multi_thread=True)['imgs'], truth[orders[2]])
     key_of = [video.key_frame_before(i) for i in range(48)]
     assert len(set(key_of)) > 2
     np.testing.assert_array_equal(decode(path, np.arange(48), mode='efficient')['imgs'], truth[key_of])

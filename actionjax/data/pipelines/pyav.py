@@ -32,7 +32,12 @@ from .loading import VideoReadError, _check_disk_backend
 
 
 class IndexedVideo:
-    """A video file with its packet index: frame count, fps and random access by frame index."""
+    """A video file with its packet index: frame count, fps and random access by frame index.
+
+    The compressed packets stay in memory until ``close`` (the file's size, a few MB for
+    a Kinetics clip), so decoding never depends on the demuxer's seeking. For hour-long
+    untrimmed videos, rawframes or ``DecordInit`` keep memory lower.
+    """
 
     def __init__(self, path: str) -> None:
         import av  # imported lazily, in the worker that decodes
