@@ -32,6 +32,10 @@ def init_distributed(dist_params: Mapping[str, Any] | None = None) -> None:
     MMAction2's ``dist_params=dict(backend='nccl')`` means nothing here and is ignored.
     """
     kwargs = {k: v for k, v in (dist_params or {}).items() if k != 'backend'}
+    # jax reads JAX_COORDINATOR_ADDRESS itself but not these two (outside the clusters it detects)
+    for key, env in (('num_processes', 'JAX_NUM_PROCESSES'), ('process_id', 'JAX_PROCESS_ID')):
+        if key not in kwargs and os.environ.get(env):
+            kwargs[key] = int(os.environ[env])
     if os.environ.get('JAX_COORDINATOR_ADDRESS') or kwargs.get('coordinator_address'):
         jax.distributed.initialize(**kwargs)
 
