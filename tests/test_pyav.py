@@ -78,6 +78,10 @@ def test_random_access_equals_sequential_decoding_with_b_frames(tmp_path, codec,
     for inds in orders:
         np.testing.assert_array_equal(decode(path, inds)['imgs'], truth[inds])
     np.testing.assert_array_equal(decode(path, orders[2], multi_thread=True)['imgs'], truth[orders[2]])
+    video = PyAVInit()(dict(filename=str(path), start_index=0))['video_reader']  # reads in turn, as
+    for inds in ([47], [0, 5, 24], [45, 46, 47], [3]):  # check_videos --full does: after the end too
+        np.testing.assert_array_equal(video.read(np.array(inds), skip_unused=inds != [3]), truth[inds])
+    video.close()
     key_of = [video.key_frame_before(i) for i in range(48)]
     assert len(set(key_of)) > 2
     np.testing.assert_array_equal(decode(path, np.arange(48), mode='efficient')['imgs'], truth[key_of])

@@ -88,7 +88,8 @@ class IndexedVideo:
             wanted.setdefault(self.frame_pts[index], []).append(j)
         out: list[np.ndarray | None] = [None] * len(frame_inds)
         decoder, to_rgb = self.stream.codec_context, VideoReformatter()
-        next_packet = -1
+        decoder.skip_frame = 'DEFAULT'
+        next_packet = -1  # each read starts at a key frame, after a flush (also after a drain at the end)
         for target in sorted(wanted):
             if out[wanted[target][0]] is not None:
                 continue
