@@ -96,10 +96,9 @@ def check_sample(info: Mapping[str, Any], full: bool = False, decoder: str = 'de
         return check_frames(info['frame_dir'], int(info['total_frames']),
                             info.get('filename_tmpl', 'img_{:05}.jpg'), int(info.get('start_index', 1)),
                             int(info.get('offset', 0)), full)
-    path = str(info['filename'])
-    if osp.splitext(path)[0] == path:  # DecordInit's convention: no extension means .mp4
-        path += '.mp4'
-    return check_video(path, full, decoder)
+    from actionjax.data.pipelines.loading import video_filename
+
+    return check_video(video_filename(info['filename']), full, decoder)
 
 
 def _check_one(args: tuple[str, dict, bool, str]) -> tuple[str, str | None]:
@@ -109,9 +108,11 @@ def _check_one(args: tuple[str, dict, bool, str]) -> tuple[str, str | None]:
 
 def pipeline_decoder(dataset: Any) -> str:
     """'pyav' when the dataset's pipeline opens videos with ``PyAVInit``, else 'decord'."""
+    from actionjax.data.pipelines import PyAVInit
+
     inner = getattr(dataset, 'dataset', dataset)  # RepeatDataset
     steps = getattr(getattr(inner, 'pipeline', None), 'transforms', [])
-    return 'pyav' if any(type(step).__name__ == 'PyAVInit' for step in steps) else 'decord'
+    return 'pyav' if any(isinstance(step, PyAVInit) for step in steps) else 'decord'
 
 
 def _quiet_worker() -> None:

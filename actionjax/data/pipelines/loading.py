@@ -346,6 +346,35 @@ class UniformSampleFrames:
                 f'test_mode={self.test_mode}, seed={self.seed})')
 
 
+def video_filename(name: Any) -> str:
+    """``name`` as a path, with ``.mp4`` appended when it has no extension (MMAction2's convention)."""
+    filename = str(name)
+    return filename + '.mp4' if os.path.splitext(filename)[0] == filename else filename
+
+
+def _existing_video(results: dict) -> str:
+    """The video file of ``results['filename']``; a missing one raises ``VideoReadError``."""
+    filename = video_filename(results['filename'])
+    if not os.path.isfile(filename):
+        raise VideoReadError(f'video file not found: {filename!r}')
+    return filename
+
+
+def _flat_frame_inds(results: dict) -> np.ndarray:
+    """``results['frame_inds']`` as one flat array (the clips one after another), stored back."""
+    frame_inds = np.asarray(results['frame_inds']).reshape(-1)
+    results['frame_inds'] = frame_inds
+    return frame_inds
+
+
+def _store_frames(results: dict, imgs: np.ndarray) -> dict:
+    """Put decoded ``(M, H, W, C)`` frames into ``results`` with their shape keys."""
+    results['imgs'] = imgs
+    results['original_shape'] = imgs.shape[1:3]
+    results['img_shape'] = imgs.shape[1:3]
+    return results
+
+
 def _check_disk_backend(transform: str, io_backend: str) -> None:
     if io_backend != 'disk':
         raise ValueError(f"{transform}(io_backend={io_backend!r}): only 'disk' is supported; mount remote "
@@ -376,11 +405,7 @@ class DecordInit:
     def __call__(self, results: dict) -> dict:
         import decord  # imported lazily: decord starts threads, workers should import it themselves
 
-        filename = str(results['filename'])
-        if os.path.splitext(filename)[0] == filename:
-            filename += '.mp4'
-        if not os.path.isfile(filename):
-            raise VideoReadError(f'video file not found: {filename!r}')
+        filename = _existing_video(results)
         try:
             reader = decord.VideoReader(filename, num_threads=self.num_threads)
         except Exception as err:  # decord raises its own DECORDError/RuntimeError
@@ -425,10 +450,7 @@ class DecordDecode:
 
     def __call__(self, results: dict) -> dict:
         reader = results['video_reader']
-        frame_inds = np.asarray(results['frame_inds'])
-        if frame_inds.ndim != 1:
-            frame_inds = frame_inds.reshape(-1)
-            results['frame_inds'] = frame_inds
+        frame_inds = _flat_frame_inds(results)
         try:
             imgs = self._load(reader, frame_inds)
         except Exception as err:
@@ -436,10 +458,7 @@ class DecordDecode:
                                  f"{results.get('filename', 'video')!r}: {err}") from err
         finally:
             results['video_reader'] = None
-        results['imgs'] = imgs
-        results['original_shape'] = imgs.shape[1:3]
-        results['img_shape'] = imgs.shape[1:3]
-        return results
+        return _store_frames(results, imgs)
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}(mode={self.mode!r})'
@@ -483,9 +502,7 @@ class RawFrameDecode:
         tmpl = results['filename_tmpl']
         modality = results.get('modality', 'RGB')
         offset = int(results.get('offset', 0))
-        frame_inds = np.asarray(results['frame_inds']).reshape(-1)
-        results['frame_inds'] = frame_inds
-        unique, inverse = np.unique(frame_inds, return_inverse=True)
+        unique, inverse = np.unique(_flat_frame_inds(results), return_inverse=True)
         frames = []
         for idx in (unique + offset).tolist():
             if modality == 'RGB':
@@ -497,11 +514,7 @@ class RawFrameDecode:
                 frames.append(np.stack([x, y], axis=-1))
             else:
                 raise ValueError(f"RawFrameDecode: modality must be 'RGB' or 'Flow', got {modality!r}")
-        imgs = np.stack(frames)[inverse.reshape(-1)]
-        results['imgs'] = imgs
-        results['original_shape'] = imgs.shape[1:3]
-        results['img_shape'] = imgs.shape[1:3]
-        return results
+        return _store_frames(results, np.stack(frames)[inverse.reshape(-1)])
 
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(io_backend={self.io_backend!r}, '

@@ -21,14 +21,13 @@ the frame a sequential decode gives.
 from __future__ import annotations
 
 import bisect
-import os
 from typing import Any
 
 import numpy as np
 
 from actionjax.registry import PIPELINES
 
-from .loading import VideoReadError, _check_disk_backend
+from .loading import VideoReadError, _check_disk_backend, _existing_video, _flat_frame_inds, _store_frames
 
 
 class IndexedVideo:
@@ -68,9 +67,13 @@ class IndexedVideo:
         rate = self.stream.average_rate or self.stream.guessed_rate
         return float(rate) if rate else 30.0
 
+    def _last_key(self, pts: int) -> int:
+        """Position in ``key_pts``/``key_pos`` of the last key frame at or before ``pts``."""
+        return max(bisect.bisect_right(self.key_pts, pts) - 1, 0)
+
     def key_frame_before(self, index: int) -> int:
         """Index of the last key frame at or before frame ``index``."""
-        pts = self.key_pts[max(bisect.bisect_right(self.key_pts, self.frame_pts[index]) - 1, 0)]
+        pts = self.key_pts[self._last_key(self.frame_pts[index])]
         return bisect.bisect_left(self.frame_pts, pts)
 
     def read(self, frame_inds: np.ndarray, skip_unused: bool = True) -> np.ndarray:
@@ -93,7 +96,7 @@ class IndexedVideo:
         for target in sorted(wanted):
             if out[wanted[target][0]] is not None:
                 continue
-            start = self.key_pos[max(bisect.bisect_right(self.key_pts, target) - 1, 0)]
+            start = self.key_pos[self._last_key(target)]
             if start > next_packet:  # a key frame lies between here and the target: jump to it
                 decoder.flush_buffers()
                 next_packet = start
@@ -141,11 +144,7 @@ class PyAVInit:
         self.kwargs = kwargs
 
     def __call__(self, results: dict) -> dict:
-        filename = str(results['filename'])
-        if os.path.splitext(filename)[0] == filename:
-            filename += '.mp4'
-        if not os.path.isfile(filename):
-            raise VideoReadError(f'video file not found: {filename!r}')
+        filename = _existing_video(results)
         try:
             video = IndexedVideo(filename)
         except VideoReadError:
@@ -192,8 +191,7 @@ class PyAVDecode:
         if not isinstance(video, IndexedVideo):
             raise TypeError("PyAVDecode needs results['video_reader'] from PyAVInit, got "
                             f'{type(video).__name__}; put PyAVInit before it in the pipeline')
-        frame_inds = np.asarray(results['frame_inds']).reshape(-1)
-        results['frame_inds'] = frame_inds
+        frame_inds = _flat_frame_inds(results)
         if self.multi_thread:
             video.stream.thread_type = 'AUTO'
         try:
@@ -209,10 +207,7 @@ class PyAVDecode:
         finally:
             video.close()
             results['video_reader'] = None
-        results['imgs'] = imgs
-        results['original_shape'] = imgs.shape[1:3]
-        results['img_shape'] = imgs.shape[1:3]
-        return results
+        return _store_frames(results, imgs)
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}(multi_thread={self.multi_thread}, mode={self.mode!r})'
