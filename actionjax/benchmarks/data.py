@@ -106,9 +106,10 @@ def write_h264(path: str, frames: np.ndarray, fps: int = 25) -> None:
         container.mux(stream.encode())
 
 
-def make_benchmark_videos(folder: str, num_videos: int, repeat_to: int, codec: str = 'mpeg4') -> str:
+def make_benchmark_videos(folder: str, num_videos: int, repeat_to: int,
+                          codec: str = 'mpeg4') -> tuple[str, str]:
     """Write ``num_videos`` Kinetics-like mp4 files (once) and an annotation list of
-    ``repeat_to`` lines cycling through them; returns the list's path."""
+    ``repeat_to`` lines cycling through them; returns the list's path and the videos' folder."""
     from actionjax.tools.make_synthetic import write_video
 
     videos = osp.join(folder, 'videos' if codec == 'mpeg4' else f'videos_{codec}')
@@ -124,7 +125,7 @@ def make_benchmark_videos(folder: str, num_videos: int, repeat_to: int, codec: s
     ann_file = osp.join(folder, f'list_{num_videos}x{repeat_to}.txt')
     with open(ann_file, 'w') as f:
         f.writelines(f'{names[i % num_videos]} {i % 4}\n' for i in range(repeat_to))
-    return ann_file
+    return ann_file, videos
 
 
 # -- the pipelines ---------------------------------------------------------------------------
@@ -134,11 +135,12 @@ def with_decoder(pipeline: list, decoder: str) -> list:
     """``pipeline`` with its video decoder steps switched to ``decoder`` ('decord' or 'pyav');
     only the decoding ``mode`` carries over (the other arguments are backend-specific)."""
     init, decode = _DECODERS[decoder]
+    inits, decodes = zip(*_DECODERS.values(), strict=True)
     steps = []
     for step in pipeline:
-        if step['type'] in ('DecordInit', 'PyAVInit'):
+        if step['type'] in inits:
             step = dict(type=init)
-        elif step['type'] in ('DecordDecode', 'PyAVDecode'):
+        elif step['type'] in decodes:
             step = dict(type=decode, **({'mode': step['mode']} if 'mode' in step else {}))
         steps.append(dict(step))
     return steps
@@ -261,8 +263,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     pipeline = [dict(step) for step in cfg['data']['train']['pipeline']]
     clips = (args.warmup + args.batches) * args.batch_size
     start = time.perf_counter()
-    ann_file = make_benchmark_videos(args.videos, args.num_videos, clips + args.batch_size, args.codec)
-    data_prefix = osp.join(args.videos, 'videos' if args.codec == 'mpeg4' else f'videos_{args.codec}')
+    ann_file, data_prefix = make_benchmark_videos(args.videos, args.num_videos, clips + args.batch_size,
+                                                  args.codec)
     print(f'benchmark videos ready in {args.videos} ({time.perf_counter() - start:.1f} s)', file=sys.stderr)
     identical = decoders_agree(pipeline, ann_file, data_prefix, args.num_videos)
     mmaction2 = 'MMAction2 1.2.0, DecordDecode'
