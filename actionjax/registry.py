@@ -130,3 +130,5 @@ OPTIMIZER_BUILDERS = Registry('OPTIMIZER_BUILDERS')
 LR_SCHEDULES = Registry('LR_SCHEDULES')
 DATASETS = Registry('DATASETS')
 PIPELINES = Registry('PIPELINES')
+# Metrics on host predictions: process(predictions, batch) per batch, then compute(dataset).
+METRICS = Registry('METRICS')
