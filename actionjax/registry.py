@@ -3,11 +3,18 @@
 A registry maps a ``type`` string from a config to a callable. ``build(cfg)`` pops
 ``type`` from a copy of ``cfg`` and calls the registered object with the rest as
 keyword arguments, so ``dict(type='ResNet', depth=50)`` becomes ``ResNet(depth=50)``.
+
+Every registry is complete on first use: looking a name up imports the package that
+registers actionjax's built-in entries (``BACKBONES`` imports ``actionjax.models``), so
+``from actionjax.registry import PIPELINES`` sees every pipeline step without the user
+importing submodules first. The import happens at lookup time, not when this module
+loads, so no module imports a package that imports it back.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -22,21 +29,30 @@ class RegistryError(KeyError):
 class Registry:
     """A name -> callable table with MMAction2's ``register_module`` and ``build``."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, builtins: str | None = None) -> None:
         self.name = name
+        self.builtins = builtins  # the package whose import registers the built-in entries
         self._entries: dict[str, Callable[..., Any]] = {}
 
+    @property
+    def entries(self) -> dict[str, Callable[..., Any]]:
+        """Every entry, the built-in ones included (their package is imported on first use)."""
+        if self.builtins is not None:
+            package, self.builtins = self.builtins, None
+            importlib.import_module(package)
+        return self._entries
+
     def __repr__(self) -> str:
-        return f'Registry({self.name!r}, {sorted(self._entries)})'
+        return f'Registry({self.name!r}, {sorted(self.entries)})'
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self.entries)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return name in self.entries
 
     def keys(self) -> list[str]:
-        return sorted(self._entries)
+        return sorted(self.entries)
 
     def register_module(
         self,
@@ -77,17 +93,17 @@ class Registry:
     def get(self, name: str, key_path: str | None = None) -> Callable[..., Any]:
         """The object registered as ``name``; unknown names raise with suggestions."""
         try:
-            return self._entries[name]
+            return self.entries[name]
         except (KeyError, TypeError):
             raise RegistryError(self._unknown_message(name, key_path)) from None
 
     def _unknown_message(self, name: Any, key_path: str | None) -> str:
         where = f' (config key {key_path!r})' if key_path else ''
-        close = difflib.get_close_matches(str(name), self._entries, n=3, cutoff=0.5)
+        close = difflib.get_close_matches(str(name), self.entries, n=3, cutoff=0.5)
         if not close:  # case-insensitive substring matches catch 'resnet' -> 'ResNet'
-            close = [k for k in sorted(self._entries) if str(name).lower() in k.lower()][:3]
+            close = [k for k in sorted(self.entries) if str(name).lower() in k.lower()][:3]
         hint = f'did you mean {", ".join(map(repr, close))}?' if close else (
-            f'registered: {", ".join(sorted(self._entries)) or "nothing"}')
+            f'registered: {", ".join(sorted(self.entries)) or "nothing"}')
         return (f'{name!r} is not registered in {self.name}{where}; {hint} '
                 '(a custom module must be imported, e.g. via custom_imports in the config)')
 
@@ -119,16 +135,16 @@ class Registry:
             raise TypeError(f'building {obj_type!r} from {self.name}{where}: {err}') from err
 
 
-BACKBONES = Registry('BACKBONES')
-NECKS = Registry('NECKS')
-HEADS = Registry('HEADS')
-RECOGNIZERS = Registry('RECOGNIZERS')
-LOCALIZERS = Registry('LOCALIZERS')
-LOSSES = Registry('LOSSES')
-OPTIMIZERS = Registry('OPTIMIZERS')
-OPTIMIZER_BUILDERS = Registry('OPTIMIZER_BUILDERS')
-LR_SCHEDULES = Registry('LR_SCHEDULES')
-DATASETS = Registry('DATASETS')
-PIPELINES = Registry('PIPELINES')
+BACKBONES = Registry('BACKBONES', builtins='actionjax.models')
+NECKS = Registry('NECKS', builtins='actionjax.models')
+HEADS = Registry('HEADS', builtins='actionjax.models')
+RECOGNIZERS = Registry('RECOGNIZERS', builtins='actionjax.models')
+LOCALIZERS = Registry('LOCALIZERS', builtins='actionjax.models')
+LOSSES = Registry('LOSSES', builtins='actionjax.models')
+OPTIMIZERS = Registry('OPTIMIZERS', builtins='actionjax.optim')
+OPTIMIZER_BUILDERS = Registry('OPTIMIZER_BUILDERS', builtins='actionjax.optim')
+LR_SCHEDULES = Registry('LR_SCHEDULES', builtins='actionjax.optim')
+DATASETS = Registry('DATASETS', builtins='actionjax.data')
+PIPELINES = Registry('PIPELINES', builtins='actionjax.data.pipelines')
 # Metrics on host predictions: process(predictions, batch) per batch, then compute(dataset).
-METRICS = Registry('METRICS')
+METRICS = Registry('METRICS', builtins='actionjax.metrics')
