@@ -151,13 +151,28 @@ def _copy_tree(tree: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _copy_tree(v) if isinstance(v, Mapping) else v for k, v in tree.items()}
 
 
+def inflate_kernel(kernel: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A 2D conv kernel ``(kh, kw, I, O)`` inflated to the 3D ``shape`` ``(t, kh, kw, I, O)``.
+
+    MMAction2's ``pretrained2d`` rule (``ResNet3d._inflate_conv_params``): the 2D kernel is
+    repeated ``t`` times along time and divided by ``t``, so a clip of identical frames
+    gives the 2D network's response. Any other shape pair is returned unchanged (the
+    caller then keeps the model's value, as MMAction2 does after its shape warning).
+    """
+    if kernel.ndim != 4 or len(shape) != 5 or tuple(shape[1:]) != kernel.shape:
+        return kernel
+    return np.broadcast_to(kernel[None], shape) / np.asarray(shape[0], kernel.dtype)
+
+
 def load_pretrained_backbone(variables: Mapping[str, Any], path: str | os.PathLike) -> dict[str, Any]:
     """``variables`` with the backbone initialised from ``path``, MMAction2's semantics.
 
     ``path`` is a directory written by ``python -m convert.torchvision`` (or any actionjax
     checkpoint; a whole recognizer contributes its backbone), or a torchvision ``.pth``.
-    As MMAction2's ``_load_torchvision_checkpoint`` does, a tensor whose shape differs from
-    the model's (e.g. ``conv1`` of a flow model) is skipped with a warning, and backbone
+    A 2D kernel loaded into a 3D backbone (I3D, SlowOnly: ``pretrained2d``) is inflated in
+    time by :func:`inflate_kernel`; BatchNorm is copied as it is. As MMAction2's
+    ``_load_torchvision_checkpoint`` does, a tensor whose shape differs from the model's
+    otherwise (e.g. ``conv1`` of a flow model) is skipped with a warning, and backbone
     variables the file lacks (e.g. non-local blocks) keep their initial values. TSM's
     wrapper names (``conv1.conv.net``) are matched as in ``convert.mmaction2``.
     Returns new dicts; ``variables`` is not modified.
@@ -179,6 +194,8 @@ def load_pretrained_backbone(variables: Mapping[str, Any], path: str | os.PathLi
         (collection, path_t), (src_collection, path_s) = target[key], source[src]
         new = np.asarray(get_leaf(pretrained[src_collection], path_s))
         old = get_leaf(out[collection]['backbone'], path_t)
+        if tuple(new.shape) != tuple(old.shape) and path_t[-1] == 'kernel':
+            new = inflate_kernel(new, tuple(old.shape))
         if tuple(new.shape) != tuple(old.shape):
             skipped.append(f'{key} {tuple(new.shape)} vs model {tuple(old.shape)}')
             continue
