@@ -503,7 +503,9 @@ def dummy_input(model: Any, cfg: Mapping[str, Any]) -> np.ndarray:
     """
     channels = (cfg['model'].get('backbone') or {}).get('in_channels', 3)
     if cfg['model'].get('type') == 'Recognizer3D':
-        return np.zeros((1, 1, 8, 64, 64, channels), np.float32)
+        # a backbone whose fc layers fix the clip size (C3D) says which (T, H, W) it takes
+        clip = getattr(getattr(model, 'backbone', None), 'clip_shape', (8, 64, 64))
+        return np.zeros((1, 1, *clip, channels), np.float32)
     parts = (getattr(model, 'backbone', None), getattr(model, 'cls_head', None))
     segments = [getattr(part, 'num_segments', None) for part in parts]
     views = math.lcm(*(s for s in segments if isinstance(s, int) and s > 0))

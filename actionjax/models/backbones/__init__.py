@@ -1,7 +1,9 @@
 """Backbones, registered in ``BACKBONES`` on import."""
 
+from actionjax.models.backbones.c3d import C3D
 from actionjax.models.backbones.resnet import ResNet
 from actionjax.models.backbones.resnet3d import ResNet3d
 from actionjax.models.backbones.resnet_tsm import ResNetTSM
+from actionjax.models.backbones.x3d import X3D
 
-__all__ = ['ResNet', 'ResNet3d', 'ResNetTSM']
+__all__ = ['C3D', 'ResNet', 'ResNet3d', 'ResNetTSM', 'X3D']

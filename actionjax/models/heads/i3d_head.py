@@ -23,6 +23,8 @@ def spatiotemporal_features(x: jax.Array, spatial_type: str | None, owner: str) 
     if isinstance(x, tuple):
         raise ValueError(f'{owner} takes one feature map, got a tuple; give the backbone a single '
                          'out_indices entry (or use SlowFastHead for a SlowFast backbone)')
+    if x.ndim == 2 and spatial_type is None:  # already flat: C3D's fc7 feature (C3D recipe)
+        return x
     if x.ndim != 5:
         raise ValueError(f'{owner} takes (N, T, H, W, C) features, got shape {x.shape}')
     if spatial_type == 'avg':
