@@ -25,7 +25,7 @@ from convert import torchvision as tv
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures', 'models3d')
 RTOL = 1e-4  # relative to max |value|, the parity bound
-NAMES = ['i3d_r50_tiny', 'i3d_r18_tiny']
+NAMES = ['i3d_r50_tiny', 'i3d_r18_tiny', 'slowonly_r50_tiny', 'slowfast_r50_tiny']
 
 
 def fixture(name: str) -> str:
@@ -115,7 +115,7 @@ def test_reverse_conversion_reproduces_the_checkpoint(name, tmp_path):
 
 # ------------------------------------------------------------------ 2D -> 3D inflation
 
-@pytest.mark.parametrize('name', ['i3d_r50_inflate'])
+@pytest.mark.parametrize('name', ['i3d_r50_inflate', 'slowonly_r50_inflate'])
 def test_pretrained2d_inflation_matches_mmaction2(name):
     backbone = dict(Config.fromfile(fixture(f'{name}.py'))['backbone'], pretrained=None)
     recognizer = build_model(dict(type='Recognizer3D', backbone=backbone,
@@ -149,7 +149,7 @@ def train_loss_fn(model, variables, imgs, labels):
     return jax.jit(jax.value_and_grad(loss_fn, has_aux=True))
 
 
-@pytest.mark.parametrize('name', ['i3d_r50_tiny'])
+@pytest.mark.parametrize('name', ['i3d_r50_tiny', 'slowfast_r50_tiny'])
 def test_jit_forward_and_backward(name):
     model = golden(name)
     imgs = model.golden['imgs'][:1]
