@@ -307,7 +307,9 @@ def test_resize_arguments():
     imgs = np.zeros((1, 48, 64, 3), np.uint8)
     assert Resize((-1, 96))(dict(imgs=imgs))['img_shape'] == (96, 128)
     assert Resize((96, -1))(dict(imgs=imgs))['img_shape'] == (96, 128)
-    assert Resize([40, 30], keep_ratio=False)(dict(imgs=imgs))['imgs'].shape == (1, 30, 40, 3)
+    assert Resize((40, 30), keep_ratio=False)(dict(imgs=imgs))['imgs'].shape == (1, 30, 40, 3)
+    with pytest.raises(TypeError, match='tuple'):  # as MMAction2: a list is not a scale
+        Resize([40, 30], keep_ratio=False)
     out = Resize(0.5)(Resize(2.0)(dict(imgs=imgs)))
     np.testing.assert_allclose(out['scale_factor'], [1, 1])
     with pytest.raises(TypeError, match='scale'):

@@ -45,11 +45,33 @@ def as_clip(imgs: Any) -> np.ndarray:
     return imgs if isinstance(imgs, np.ndarray) else np.stack(imgs)
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
 def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
-    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) for v in pair):
-        raise TypeError(f'{name} must be an int or a pair of ints (w, h), got {value!r}')
-    return int(pair[0]), int(pair[1])
+    """``value`` as ``(w, h)`` ints: an int for both sides, or a pair (a tuple or list).
+
+    As MMAction2 (``_pair`` then ``is_tuple_of(int)``), anything else is a TypeError:
+    a float (``0.5``), a string (``'224'``), a pair holding a float.
+    """
+    if _is_int(value):
+        return int(value), int(value)
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
+        return int(value[0]), int(value[1])
+    raise TypeError(f'{name} must be an int or a pair of ints (w, h), e.g. 224 or (224, 160); '
+                    f'got {value!r}')
+
+
+def _float_range(value: Any, name: str) -> tuple[float, float]:
+    """A ``(low, high)`` tuple of floats, as MMAction2 requires (``is_tuple_of(float)``)."""
+    if not (isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, float) for v in value)):
+        raise TypeError(f'{name} must be a tuple of two floats, e.g. (0.08, 1.0); got {value!r}')
+    return value
 
 
 def _interpolation_code(interpolation: str) -> int:
@@ -155,14 +177,14 @@ class Resize:
         if isinstance(scale, float):
             if scale <= 0:
                 raise ValueError(f'Resize scale must be positive, got {scale}')
-        elif isinstance(scale, (tuple, list)) and len(scale) == 2:
-            scale = tuple(scale)
+        elif isinstance(scale, tuple) and len(scale) == 2 and all(map(_is_number, scale)):
             if min(scale) == -1:
                 if not keep_ratio:
                     raise ValueError(f'Resize(scale={scale}) with -1 needs keep_ratio=True')
                 scale = (np.inf, max(scale))  # an unbounded long edge: the short edge decides
         else:
-            raise TypeError(f'Resize scale must be a float or a (w, h) tuple, got {scale!r}')
+            raise TypeError(f'Resize scale must be a float factor or a tuple of two ints, e.g. (-1, 256) or '
+                            f'(340, 256); got {scale!r}')
         _interpolation_code(interpolation)
         self.scale = scale
         self.keep_ratio = keep_ratio
@@ -197,7 +219,10 @@ class Resize:
 class RandomRescale:
     """Resize so the short edge is a random length in ``scale_range`` (inclusive)."""
 
-    def __init__(self, scale_range: Sequence[int], interpolation: str = 'bilinear') -> None:
+    def __init__(self, scale_range: tuple[int, int], interpolation: str = 'bilinear') -> None:
+        if not (isinstance(scale_range, tuple) and len(scale_range) == 2 and all(map(_is_int, scale_range))):
+            raise TypeError(f'RandomRescale scale_range must be a tuple of two ints (low, high), e.g. '
+                            f'(256, 320); got {scale_range!r}')
         lo, hi = scale_range
         if not (0 < lo < hi):
             raise ValueError(f'RandomRescale scale_range must be (low, high) with 0 < low < high, '
@@ -228,8 +253,8 @@ class RandomCrop:
     """
 
     def __init__(self, size: int, lazy: bool = False) -> None:
-        if not isinstance(size, int):
-            raise TypeError(f'RandomCrop size must be an int, got {size!r}')
+        if not _is_int(size):
+            raise TypeError(f'RandomCrop size must be an int (a square crop), got {size!r}')
         self.size = size
         self.lazy = lazy
 
@@ -257,6 +282,8 @@ class RandomResizedCrop:
 
     def __init__(self, area_range: tuple[float, float] = (0.08, 1.0),
                  aspect_ratio_range: tuple[float, float] = (3 / 4, 4 / 3), lazy: bool = False) -> None:
+        _float_range(area_range, 'RandomResizedCrop area_range')
+        _float_range(aspect_ratio_range, 'RandomResizedCrop aspect_ratio_range')
         if not 0 < area_range[0] <= area_range[1] <= 1:
             raise ValueError(f'RandomResizedCrop area_range must satisfy 0 < low <= high <= 1, '
                              f'got {area_range}')
@@ -320,8 +347,9 @@ class MultiScaleCrop:
                  max_wh_scale_gap: int = 1, random_crop: bool = False, num_fixed_crops: int = 5,
                  lazy: bool = False) -> None:
         self.input_size = _pair(input_size, 'MultiScaleCrop input_size')
-        if not isinstance(scales, (tuple, list)):
-            raise TypeError(f'MultiScaleCrop scales must be a tuple, got {scales!r}')
+        if not isinstance(scales, tuple):
+            raise TypeError(f'MultiScaleCrop scales must be a tuple, e.g. (1, 0.875, 0.75, 0.66); '
+                            f'got {scales!r}')
         if num_fixed_crops not in (5, 13):
             raise ValueError(f'MultiScaleCrop num_fixed_crops must be 5 or 13, got {num_fixed_crops}')
         self.scales = tuple(scales)
@@ -629,12 +657,14 @@ class ColorJitter:
     @staticmethod
     def _range(name: str, value: float | Sequence[float], max_spread: float,
                base: float) -> tuple[float, float]:
-        if isinstance(value, (tuple, list)):
+        if isinstance(value, tuple) and len(value) == 2:
             low, high = value
             if not base - max_spread <= low <= high <= base + max_spread:
                 raise ValueError(f'ColorJitter {name}={value!r} must lie in '
                                  f'[{base - max_spread}, {base + max_spread}]')
             return float(low), float(high)
+        if not _is_number(value):
+            raise TypeError(f'ColorJitter {name} must be a number or a tuple (low, high), got {value!r}')
         if not 0 <= value <= max_spread:
             raise ValueError(f'ColorJitter {name}={value!r} must be in [0, {max_spread}]')
         return base - value, base + value

@@ -84,10 +84,12 @@ class SampleFrames:
                  out_of_bound_opt: str = 'loop', test_mode: bool = False,
                  keep_tail_frames: bool = False, target_fps: int | None = None,
                  test_sampling: str = '1.x', start_index: Any = None, **kwargs: Any) -> None:
+        step = type(self).__name__
         if out_of_bound_opt not in ('loop', 'repeat_last'):
-            raise ValueError(f"out_of_bound_opt must be 'loop' or 'repeat_last', got {out_of_bound_opt!r}")
+            raise ValueError(f"{step} out_of_bound_opt must be 'loop' or 'repeat_last', "
+                             f'got {out_of_bound_opt!r}')
         if test_sampling not in ('1.x', '0.x'):
-            raise ValueError(f"test_sampling must be '1.x' (MMAction2 1.x) or '0.x' (MMAction2 0.x), "
+            raise ValueError(f"{step} test_sampling must be '1.x' (MMAction2 1.x) or '0.x' (MMAction2 0.x), "
                              f'got {test_sampling!r}')
         if start_index is not None:  # 0.x accepted and ignored it, with this warning
             warnings.warn(f'{type(self).__name__}(start_index=...) is ignored: the dataset sets '
@@ -95,7 +97,7 @@ class SampleFrames:
         for name, value in (('clip_len', clip_len), ('frame_interval', frame_interval),
                             ('num_clips', num_clips)):
             if int(value) != value or value < 1:
-                raise ValueError(f'{name} must be a positive integer, got {value!r}')
+                raise ValueError(f'{type(self).__name__} {name} must be a positive integer, got {value!r}')
         self.clip_len = int(clip_len)
         self.frame_interval = int(frame_interval)
         self.num_clips = int(num_clips)
