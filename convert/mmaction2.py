@@ -24,6 +24,11 @@ keys (``layer1.0.conv1.conv.net.weight``). A Flax model may or may not have thos
 wrapper modules; keys are matched exactly first and then with wrapper names removed
 on both sides, and the reverse direction writes them back from the config.
 
+Buffers that transformers derive from their config (Swin's ``relative_position_index``,
+VideoMAE's sin-cos ``pos_embed``) are not variables: the model computes them
+(``torch_buffers()``), converting checks the checkpoint's copies against them and drops
+them, and the reverse direction writes them back.
+
 Every target variable is assigned exactly once. Missing, unexpected and mis-shaped
 keys are collected and reported together in one :class:`CheckpointMismatchError`.
 """
@@ -532,6 +537,52 @@ def variable_shapes(cfg: Mapping[str, Any]) -> Any:
     return jax.eval_shape(lambda: model.init({'params': key, 'dropout': key}, imgs, train=False))
 
 
+def model_buffers(model: Any) -> dict[str, np.ndarray]:
+    """Persistent torch buffers that ``model`` computes instead of storing, by state_dict key.
+
+    Transformers keep derived tables as buffers (Swin's ``relative_position_index``,
+    VideoMAE's fixed sin-cos ``pos_embed``); actionjax computes them from the config, so
+    they are not variables. A backbone, neck or head lists its own in ``torch_buffers()``.
+    """
+    buffers = {}
+    for part in ('backbone', 'neck', 'cls_head'):
+        torch_buffers = getattr(getattr(model, part, None), 'torch_buffers', None)
+        if callable(torch_buffers):
+            buffers.update({f'{part}.{key}': value for key, value in torch_buffers().items()})
+    return buffers
+
+
+def config_buffers(cfg: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """:func:`model_buffers` of the model ``cfg`` builds."""
+    from actionjax.models import build_model
+
+    return model_buffers(build_model(cfg))
+
+
+def drop_buffers(weights: Mapping[str, np.ndarray], buffers: Mapping[str, np.ndarray],
+                 source: str = 'checkpoint') -> dict[str, np.ndarray]:
+    """``weights`` without the buffers the model computes, after checking they agree with it.
+
+    A checkpoint's buffer of another shape or value was made with another configuration
+    (window size, number of frames, image size) and is an error; a checkpoint without
+    them is fine.
+    """
+    wrong = []
+    for key, expected in buffers.items():
+        if key not in weights:
+            continue
+        value = np.asarray(weights[key])
+        if value.shape != expected.shape:
+            wrong.append(f'{key}: shape {value.shape}, the config gives {expected.shape}')
+        elif not np.allclose(value, expected, rtol=0, atol=1e-6):
+            wrong.append(f'{key}: values differ from the ones the config gives '
+                         f'(max |diff| {np.abs(value - expected).max():.3g})')
+    if wrong:
+        raise ValueError(f'{source}: buffers that the model computes from its config do not match:\n  '
+                         + '\n  '.join(wrong) + '\nCheck window_size / num_frames / img_size in --config.')
+    return {key: value for key, value in weights.items() if key not in buffers}
+
+
 def convert_checkpoint(checkpoint: str | os.PathLike, config: str | os.PathLike | Mapping[str, Any],
                        out: str | os.PathLike | None = None, strict: bool = True,
                        overwrite: bool = False) -> dict[str, dict]:
@@ -544,6 +595,7 @@ def convert_checkpoint(checkpoint: str | os.PathLike, config: str | os.PathLike 
     cfg = load_config(config)
     raw, meta = read_checkpoint(checkpoint)
     weights, counters = clean_state_dict(raw)
+    weights = drop_buffers(weights, config_buffers(cfg), os.fspath(checkpoint))
     variables = state_dict_to_variables(weights, variable_shapes(cfg), strict=strict,
                                         source=os.fspath(checkpoint))
     if out is not None:
@@ -581,6 +633,10 @@ def export_checkpoint(actionjax_dir: str | os.PathLike, config: str | os.PathLik
     check_variables(variable_shapes(cfg), variables, source=os.fspath(actionjax_dir))
     arrays = variables_to_state_dict(variables, mmaction2_key_fn(cfg['model']),
                                      info.get('num_batches_tracked'), info.get('keys'))
+    buffers = config_buffers(cfg)
+    if buffers:
+        arrays.update(buffers)
+        arrays = {key: arrays[key] for key in torch_order(list(arrays), info.get('keys'))}
     meta = dict(info.get('meta') or {})
     meta['converted_by'] = 'actionjax convert.mmaction2 --reverse'
     ckpt = dict(state_dict={k: torch.from_numpy(np.array(v)) for k, v in arrays.items()}, meta=meta)

@@ -10,6 +10,8 @@ scores and parameter count; and the 2D -> 3D inflation of a random 2D ResNet.
 from __future__ import annotations
 
 import functools
+import gzip
+import json
 import os
 
 import jax
@@ -25,7 +27,8 @@ from convert import torchvision as tv
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures', 'models3d')
 RTOL = 1e-4  # relative to max |value|, the issue's parity bound
-NAMES = ['i3d_r50_tiny', 'i3d_r18_tiny', 'slowonly_r50_tiny', 'slowfast_r50_tiny']
+NAMES = ['i3d_r50_tiny', 'i3d_r18_tiny', 'slowonly_r50_tiny', 'slowfast_r50_tiny', 'r2plus1d_r34_tiny',
+         'ipcsn_r50_tiny', 'ircsn_r50_tiny']
 
 
 def fixture(name: str) -> str:
@@ -161,3 +164,38 @@ def test_jit_forward_and_backward(name):
     stats_before = jax.tree.leaves(model.variables['batch_stats'])
     stats_after = jax.tree.leaves(updates['batch_stats'])
     assert all(not np.allclose(a, b) for a, b in zip(stats_before, stats_after, strict=True))
+
+
+# ------------------------------------------------------------------ frozen stages and norms
+
+with gzip.open(fixture('freezing.json.gz'), 'rt') as f:
+    FREEZING = json.load(f)
+
+
+def merged(base: dict, overrides: dict) -> dict:
+    out = dict(base)
+    for key, value in overrides.items():
+        out[key] = merged(base[key], value) if isinstance(value, dict) and key in base else value
+    return out
+
+
+@pytest.mark.parametrize('case', sorted(FREEZING))
+def test_frozen_parameters_and_eval_norms_match_mmaction2(case):
+    """frozen_stages / norm_eval / bn_frozen / requires_grad=False as MMAction2's ``train()``."""
+    spec = FREEZING[case]
+    base = golden(spec['base'])
+    cfg = dict(base.cfg['model'])
+    cfg['backbone'] = merged(cfg['backbone'], spec['overrides'])
+    model = build_model(cfg)
+    names = [key for key, slot in mm.target_slots(base.variables).items() if slot.collection == 'params']
+    prefixes = model.frozen_prefixes()
+    assert sorted(n for n in names if n.startswith(prefixes)) == sorted(spec['frozen'])
+
+    imgs = base.golden['imgs'][:1, :1]
+    _, updates = jax.jit(lambda v, x: model.apply(v, x, train=True, rngs={'dropout': jax.random.key(0)},
+                                                  mutable=['batch_stats']))(base.variables, imgs)
+    before = mm.variables_to_state_dict(base.variables)
+    after = mm.variables_to_state_dict({**base.variables, **updates})
+    unchanged = sorted(k[:-len('.running_mean')] for k in before
+                       if k.endswith('.running_mean') and np.array_equal(before[k], after[k]))
+    assert unchanged == sorted(spec['eval_norms'])

@@ -16,6 +16,7 @@ from actionjax.optim.constructors import (
     current_lrs,
 )
 from actionjax.optim.grad_clip import build_grad_clip, clip_grad_norm
+from actionjax.optim.layer_decay import LearningRateDecayOptimizerConstructor  # noqa: F401 (registers)
 from actionjax.optim.optimizers import (
     SGD,
     Adadelta,
@@ -28,6 +29,7 @@ from actionjax.optim.optimizers import (
 )
 from actionjax.optim.param_info import ParamInfo, describe_params
 from actionjax.optim.schedules import build_lr_schedule, build_momentum_schedule
+from actionjax.optim.swin_constructor import SwinOptimWrapperConstructor  # noqa: F401 (registers)
 
 __all__ = [
     'SGD', 'Adadelta', 'Adagrad', 'Adam', 'AdamW', 'Adamax', 'CopyOfSGD', 'RMSprop',

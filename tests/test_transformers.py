@@ -1,0 +1,222 @@
+"""Video transformers against golden outputs of MMAction2 1.2.0.
+
+The fixtures under tests/fixtures/transformers/ were made by make_fixtures.py there with
+MMAction2's own code: small recognizers (Swin with I3DHead, TimeSformer in its three
+attention types and VideoMAE's ViT with TimeSformerHead) with every parameter random,
+their checkpoints, a uint8 batch and MMAction2's backbone features, per-view logits and
+clip-averaged scores; the lr / weight-decay multipliers MMAction2's optimizer
+constructors give every parameter; the parameter counts of the full-size recipes.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+import torch
+
+from actionjax.config import Config
+from actionjax.models import build_model
+from actionjax.optim import build_constructor, describe_params
+from convert import mmaction2 as mm
+
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures', 'transformers')
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RTOL = 1e-4  # relative to max |value|, the issue's parity bound
+MODELS = ['swin_tiny', 'timesformer_divst', 'timesformer_jointst', 'timesformer_spaceonly']
+
+
+def fixture(name: str) -> str:
+    return os.path.join(HERE, name)
+
+
+def assert_close(actual, expected, what: str) -> None:
+    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    assert actual.shape == expected.shape, f'{what}: shape {actual.shape} != {expected.shape}'
+    err = np.abs(actual - expected).max() / np.abs(expected).max()
+    assert err < RTOL, f'{what}: max abs diff / max |value| = {err:.2e}'
+
+
+def fixture_config(name: str, **backbone: object) -> Config:
+    cfg = Config.fromfile(fixture(f'{name}.py'))
+    cfg['model']['backbone'].update(backbone)
+    return cfg
+
+
+class Golden:
+    """A fixture model: config, converted variables, MMAction2's outputs."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.cfg = fixture_config(name)
+        self.pth = fixture(f'{name}.pth')
+        self.golden = dict(np.load(fixture(f'{name}.npz')))
+        self.variables = mm.convert_checkpoint(self.pth, self.cfg)
+        self.model = build_model(self.cfg)
+
+    @functools.cached_property
+    def outputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Backbone features, per-view logits and averaged scores, from one compiled forward."""
+        def forward(model, imgs):
+            feats = model.extract_feat(imgs)
+            logits = model.cls_head(feats, imgs.shape[1]).reshape(imgs.shape[0], imgs.shape[1], -1)
+            return feats, logits, model.average(logits)
+
+        fn = jax.jit(lambda v, x: self.model.apply(v, x, method=forward))
+        return tuple(np.asarray(out) for out in fn(self.variables, self.golden['imgs']))
+
+
+@pytest.fixture(scope='module', params=MODELS)
+def golden(request) -> Golden:
+    return Golden(request.param)
+
+
+# ------------------------------------------------------------------ parity with MMAction2
+
+def test_features_logits_and_scores_match_mmaction2(golden):
+    features, logits, scores = golden.outputs
+    assert_close(features, golden.golden['features'], f'{golden.name} backbone features')
+    assert_close(logits, golden.golden['logits'], f'{golden.name} logits')
+    assert_close(scores, golden.golden['scores'], f'{golden.name} scores')
+
+
+def test_parameter_count_equals_mmaction2(golden):
+    count = sum(np.size(leaf) for leaf in jax.tree.leaves(golden.variables['params']))
+    assert count == int(golden.golden['num_params'])
+
+
+def test_full_size_recipes_have_mmaction2s_parameter_counts():
+    with open(fixture('recipe_params.json')) as f:
+        expected = json.load(f)
+    for config, count in expected.items():
+        if not os.path.exists(os.path.join(REPO, config)):
+            continue
+        shapes = mm.variable_shapes(Config.fromfile(os.path.join(REPO, config)))  # abstract: no FLOPs
+        assert sum(np.prod(s.shape) for s in jax.tree.leaves(shapes['params'])) == count, config
+
+
+# ------------------------------------------------------------------ conversion
+
+@pytest.mark.parametrize('name', MODELS)
+def test_cli_round_trip_is_exact(name, tmp_path):
+    cfg, pth = fixture(f'{name}.py'), fixture(f'{name}.pth')
+    out, back = tmp_path / 'converted', tmp_path / 'back.pth'
+    assert mm.main([pth, '--config', cfg, '--out', str(out)]) == 0
+    assert mm.main(['--reverse', str(out), '--config', cfg, '--out', str(back)]) == 0
+    original = torch.load(pth, weights_only=True)['state_dict']
+    restored = torch.load(back, weights_only=True)['state_dict']
+    assert list(restored) == list(original)  # same keys (buffers included), same order
+    for key, value in original.items():
+        assert restored[key].dtype == value.dtype and torch.equal(restored[key], value), key
+
+
+def test_swin_layouts_convert_as_mmaction2_keeps_them():
+    state = mm.torch_load(fixture('swin_tiny.pth'))['state_dict']
+    variables = mm.convert_checkpoint(fixture('swin_tiny.pth'), fixture_config('swin_tiny'))
+    attn = variables['params']['backbone']['layers']['1']['blocks']['1']['attn']
+    prefix = 'backbone.layers.1.blocks.1.attn.'
+    np.testing.assert_array_equal(attn['relative_position_bias_table'],
+                                  state[prefix + 'relative_position_bias_table'].numpy())
+    np.testing.assert_array_equal(attn['qkv']['kernel'], state[prefix + 'qkv.weight'].numpy().T)
+    proj = variables['params']['backbone']['patch_embed']['proj']['kernel']  # (t, h, w, in, out)
+    weight = state['backbone.patch_embed.proj.weight'].numpy()  # (out, in, t, h, w)
+    np.testing.assert_array_equal(proj, weight.transpose(2, 3, 4, 1, 0))
+    assert 'batch_stats' not in variables
+
+
+def test_timesformer_fused_projection_and_tokens_keep_torch_layout():
+    state = mm.torch_load(fixture('timesformer_divst.pth'))['state_dict']
+    variables = mm.convert_checkpoint(fixture('timesformer_divst.pth'), fixture_config('timesformer_divst'))
+    backbone = variables['params']['backbone']
+    attn = backbone['transformer_layers']['layers']['0']['attentions']['0']['attn']
+    key = 'backbone.transformer_layers.layers.0.attentions.0.attn.in_proj_weight'
+    np.testing.assert_array_equal(attn['in_proj_weight'], state[key].numpy())
+    for name in ('cls_token', 'pos_embed', 'time_embed'):
+        np.testing.assert_array_equal(backbone[name], state[f'backbone.{name}'].numpy())
+
+
+def test_buffers_must_match_the_config(tmp_path):
+    ckpt = mm.torch_load(fixture('swin_tiny.pth'))
+    key = 'backbone.layers.0.blocks.1.attn.relative_position_index'
+    ckpt['state_dict'][key] = ckpt['state_dict'][key].flip(0)
+    torch.save(ckpt, tmp_path / 'bad.pth')
+    with pytest.raises(ValueError, match=key):
+        mm.convert_checkpoint(tmp_path / 'bad.pth', fixture_config('swin_tiny'))
+    # A checkpoint without the buffers converts: they are derived from the config.
+    state = {k: v for k, v in ckpt['state_dict'].items() if 'relative_position_index' not in k}
+    torch.save(state, tmp_path / 'no_buffers.pth')
+    variables = mm.convert_checkpoint(tmp_path / 'no_buffers.pth', fixture_config('swin_tiny'))
+    reference = mm.convert_checkpoint(fixture('swin_tiny.pth'), fixture_config('swin_tiny'))
+    jax.tree.map(np.testing.assert_array_equal, variables, reference)
+
+
+# ------------------------------------------------------------------ training
+
+def loss_and_grads(cfg: Config, variables: dict, imgs: np.ndarray, seed: int = 0):
+    model = build_model(cfg)
+    labels = jnp.arange(imgs.shape[0] * imgs.shape[1]) % cfg['model']['cls_head']['num_classes']
+
+    def loss_fn(params):
+        scores = model.apply({**variables, 'params': params}, imgs, train=True,
+                             rngs={'dropout': jax.random.key(seed)})
+        return optax.softmax_cross_entropy_with_integer_labels(scores, labels).mean()
+
+    return jax.jit(jax.value_and_grad(loss_fn))(variables['params'])
+
+
+@pytest.mark.parametrize('name', ['swin_tiny', 'timesformer_divst'])
+def test_jit_forward_and_backward_in_training_mode(name):
+    """Training mode (dropout, stochastic depth from the 'dropout' rng) differentiates, and
+    ``with_cp`` (activation checkpointing by nn.remat) gives the same gradients."""
+    golden = Golden(name)
+    imgs = golden.golden['imgs'][:1, :1]
+    loss, grads = loss_and_grads(golden.cfg, golden.variables, imgs)
+    assert np.isfinite(loss)
+    leaves = jax.tree_util.tree_leaves_with_path(grads)
+    assert all(np.isfinite(g).all() for _, g in leaves)
+    dead = [jax.tree_util.keystr(p) for p, g in leaves if not np.any(g)]
+    assert not dead, f'parameters without gradient: {dead}'
+    if name == 'swin_tiny':
+        loss_cp, grads_cp = loss_and_grads(fixture_config(name, with_cp=True), golden.variables, imgs)
+        np.testing.assert_allclose(loss_cp, loss, rtol=1e-5)
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), grads_cp, grads)
+
+
+# ------------------------------------------------------------------ optimizer constructors
+
+with open(fixture('optim_groups.json')) as _f:
+    OPTIM_GOLDEN = json.load(_f)
+OPTIM_CASES = [(model, case) for model, cases in OPTIM_GOLDEN.items() for case in cases
+               if model.split('_frozen')[0] in MODELS]
+
+
+def optim_config(model: str) -> Config:
+    if model == 'swin_tiny_frozen':  # make_fixtures: the Swin fixture with frozen_stages=1
+        return fixture_config('swin_tiny', frozen_stages=1)
+    return fixture_config(model)
+
+
+@pytest.mark.parametrize('model,case', OPTIM_CASES)
+def test_param_groups_equal_mmaction2s_constructors(model, case):
+    golden = OPTIM_GOLDEN[model][case]
+    wrapper = golden['optim_wrapper']
+    optimizer = dict(wrapper['optimizer'], paramwise_cfg=wrapper.get('paramwise_cfg'),
+                     constructor=wrapper.get('constructor', 'DefaultOptimWrapperConstructor'))
+    cfg = optim_config(model)
+    net = build_model(cfg)
+    imgs = np.zeros((1, 1) + np.load(fixture(f'{model.split("_frozen")[0]}.npz'))['imgs'].shape[2:], np.uint8)
+    assignments = build_constructor(optimizer).assign(describe_params(net, None, imgs))
+    ours = {a.info.name: None if a.group == 'frozen' else [a.lr_mult, a.decay_mult] for a in assignments}
+    assert set(ours) == set(golden['groups'])
+    for name, expected in golden['groups'].items():
+        if expected is None:
+            assert ours[name] is None, f'{name} should be frozen'
+        else:
+            assert ours[name] is not None and np.allclose(ours[name], expected, rtol=1e-9), \
+                f'{name}: ours {ours[name]}, MMAction2 {expected}'
