@@ -158,32 +158,36 @@ def test_buffers_must_match_the_config(tmp_path):
 
 # ------------------------------------------------------------------ training
 
-def loss_and_grads(cfg: Config, variables: dict, imgs: np.ndarray, seed: int = 0):
+def loss_and_grads(cfg: Config, variables: dict, imgs: np.ndarray, seeds: tuple[int, ...] = (0, 1)):
+    """Training-mode loss and gradients for each dropout seed, from one compiled function."""
     model = build_model(cfg)
     labels = jnp.arange(imgs.shape[0] * imgs.shape[1]) % cfg['model']['cls_head']['num_classes']
 
-    def loss_fn(params):
-        scores = model.apply({**variables, 'params': params}, imgs, train=True,
-                             rngs={'dropout': jax.random.key(seed)})
+    def loss_fn(params, rng):
+        scores = model.apply({**variables, 'params': params}, imgs, train=True, rngs={'dropout': rng})
         return optax.softmax_cross_entropy_with_integer_labels(scores, labels).mean()
 
-    return jax.jit(jax.value_and_grad(loss_fn))(variables['params'])
+    step = jax.jit(jax.value_and_grad(loss_fn))
+    return [step(variables['params'], jax.random.key(seed)) for seed in seeds]
 
 
 @pytest.mark.parametrize('name', ['swin_tiny', 'timesformer_divst'])
 def test_jit_forward_and_backward_in_training_mode(name):
-    """Training mode (dropout, stochastic depth from the 'dropout' rng) differentiates, and
-    ``with_cp`` (activation checkpointing by nn.remat) gives the same gradients."""
+    """Training mode differentiates with stochastic depth on (the 'dropout' rng: another
+    key drops other paths), every parameter gets a gradient, and ``with_cp`` (activation
+    checkpointing by nn.remat) gives the same loss and gradients."""
     golden = Golden(name)
-    imgs = golden.golden['imgs'][:1, :1]
-    loss, grads = loss_and_grads(golden.cfg, golden.variables, imgs)
-    assert np.isfinite(loss)
+    imgs = golden.golden['imgs'][:1]
+    (loss, grads), (other_loss, other_grads) = loss_and_grads(golden.cfg, golden.variables, imgs)
+    assert np.isfinite(loss) and np.isfinite(other_loss) and loss != other_loss
     leaves = jax.tree_util.tree_leaves_with_path(grads)
     assert all(np.isfinite(g).all() for _, g in leaves)
-    dead = [jax.tree_util.keystr(p) for p, g in leaves if not np.any(g)]
+    live = jax.tree.map(lambda a, b: bool(np.any(a) or np.any(b)), grads, other_grads)
+    dead = [jax.tree_util.keystr(p) for p, alive in jax.tree_util.tree_leaves_with_path(live) if not alive]
     assert not dead, f'parameters without gradient: {dead}'
     if name == 'swin_tiny':
-        loss_cp, grads_cp = loss_and_grads(fixture_config(name, with_cp=True), golden.variables, imgs)
+        [(loss_cp, grads_cp)] = loss_and_grads(fixture_config(name, with_cp=True), golden.variables, imgs,
+                                               seeds=(0,))
         np.testing.assert_allclose(loss_cp, loss, rtol=1e-5)
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), grads_cp, grads)
 

@@ -8,7 +8,9 @@ from actionjax.models.backbones.resnet3d_csn import ResNet3dCSN
 from actionjax.models.backbones.resnet3d_slowfast import ResNet3dSlowFast
 from actionjax.models.backbones.resnet3d_slowonly import ResNet3dSlowOnly
 from actionjax.models.backbones.resnet_tsm import ResNetTSM
+from actionjax.models.backbones.swin import SwinTransformer3D
+from actionjax.models.backbones.timesformer import TimeSformer
 from actionjax.models.backbones.x3d import X3D
 
-__all__ = ['C3D', 'ResNet', 'ResNet2Plus1d', 'ResNet3d', 'ResNet3dCSN', 'ResNet3dSlowFast', 'ResNet3dSlowOnly',
-           'ResNetTSM', 'X3D']
+__all__ = ['C3D', 'ResNet', 'ResNet2Plus1d', 'ResNet3d', 'ResNet3dCSN', 'ResNet3dSlowFast',
+           'ResNet3dSlowOnly', 'ResNetTSM', 'SwinTransformer3D', 'TimeSformer', 'X3D']
