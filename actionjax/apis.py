@@ -41,8 +41,11 @@ def dummy_input(model: nn.Module, size: int = 64) -> np.ndarray:
     """A small uint8 batch of the shape the model takes, for ``init``/``eval_shape``.
 
     2D recognizers get ``(1, V, size, size, C)`` with V = the head's or backbone's
-    ``num_segments`` (TSM needs whole clips), else 1.
+    ``num_segments`` (TSM needs whole clips), else 1; a model with a ``dummy_input``
+    method (3D recognizers: one clip) says itself.
     """
+    if callable(getattr(model, "dummy_input", None)):
+        return model.dummy_input(size)
     views = (getattr(model.cls_head, 'num_segments', None)
              or getattr(model.backbone, 'num_segments', None) or 1)
     channels = getattr(model.backbone, 'in_channels', 3)

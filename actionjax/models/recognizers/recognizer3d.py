@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from actionjax.models.recognizers.base import BaseRecognizer
 from actionjax.registry import RECOGNIZERS
@@ -34,6 +35,14 @@ def concat_features(chunks: list[Features]) -> Features:
 @RECOGNIZERS.register_module()
 class Recognizer3D(BaseRecognizer):
     """Backbone + head over ``(N, V, T, H, W, C)`` clips; see the module docstring."""
+
+    def dummy_input(self, size: int = 64) -> np.ndarray:
+        """A zero uint8 batch of one clip, ``(1, 1, T, size, size, C)``, for ``init``/``eval_shape``.
+
+        T is 8 frames unless the backbone fixes its clip (``clip_shape``, e.g. C3D's fc layers).
+        """
+        clip = getattr(self.backbone, 'clip_shape', (8, size, size))
+        return np.zeros((1, 1, *clip, getattr(self.backbone, 'in_channels', 3)), np.uint8)
 
     def _check_input(self, imgs: jax.Array) -> None:
         if imgs.ndim != 6:
