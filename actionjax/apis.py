@@ -44,7 +44,7 @@ def dummy_input(model: nn.Module, size: int = 64) -> np.ndarray:
     ``num_segments`` (TSM needs whole clips), else 1; a model with a ``dummy_input``
     method (3D recognizers: one clip) says itself.
     """
-    if callable(getattr(model, "dummy_input", None)):
+    if callable(getattr(model, 'dummy_input', None)):
         return model.dummy_input(size)
     views = (getattr(model.cls_head, 'num_segments', None)
              or getattr(model.backbone, 'num_segments', None) or 1)
