@@ -1,6 +1,7 @@
 """Video data: datasets, MMAction2 pipelines and the grain loader (see ``loader.py`` for the API)."""
 
 from actionjax.data import pipelines  # noqa: F401  (registers the transforms in PIPELINES)
+from actionjax.data.activitynet import ActivityNetDataset, SyntheticActivityNetDataset
 from actionjax.data.datasets import (
     BaseDataset,
     RawframeDataset,
@@ -10,5 +11,6 @@ from actionjax.data.datasets import (
 )
 from actionjax.data.loader import DataLoader, build_dataloader, loader_kwargs
 
-__all__ = ['BaseDataset', 'DataLoader', 'RawframeDataset', 'SyntheticVideoDataset', 'VideoDataset',
-           'build_dataloader', 'build_dataset', 'loader_kwargs']
+__all__ = ['ActivityNetDataset', 'BaseDataset', 'DataLoader', 'RawframeDataset',
+           'SyntheticActivityNetDataset', 'SyntheticVideoDataset', 'VideoDataset', 'build_dataloader',
+           'build_dataset', 'loader_kwargs']

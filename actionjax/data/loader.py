@@ -21,6 +21,10 @@ A batch is a dict of numpy arrays, the same shapes every step::
     valid  bool   (B,)  False on padding and on samples that failed to load in eval
     index  int32  (B,)  dataset index of each row
 
+Samples without ``imgs`` (localization: ``raw_feature``, ``gt_bbox``, ``num_instances``)
+give every numeric entry of the pipeline's output stacked under its own name, with
+``valid`` and ``index`` beside them; names and dicts (``meta``) are left out.
+
 Training (``shuffle=True, drop_last=True``): a new order every epoch, the last
 incomplete batch dropped. Evaluation (``drop_last=False``): every sample exactly once,
 in order, over all processes; the last batch is padded (copies of a real sample) and
@@ -184,6 +188,9 @@ class BatchLoader:
             samples[0], _ = self.load(int(order[0]), epoch, failures)
         filler = next(s for s in samples if s is not None)
         samples = [filler if s is None else s for s in samples]
+        if 'imgs' not in filler:  # localization features and the like: every array entry, stacked
+            return dict(_stack_arrays(samples, indices), valid=np.asarray(valid, bool),
+                        index=indices.astype(np.int32), failures=failures)
         return dict(
             imgs=_stack([s['imgs'] for s in samples], 'imgs', indices),
             label=_stack_labels([s['label'] for s in samples], indices),
@@ -236,6 +243,13 @@ def _stack(arrays: list[Any], key: str, indices: np.ndarray) -> np.ndarray:
                 f'for one sample and {a.dtype}{a.shape} for sample {index}; batches need fixed shapes, '
                 'so end the pipeline with fixed-size crops (e.g. CenterCrop / Resize to a fixed scale)')
     return np.stack(arrays)
+
+
+def _stack_arrays(samples: list[dict[str, Any]], indices: np.ndarray) -> dict[str, np.ndarray]:
+    """Every numeric entry (arrays and numbers) of the samples, stacked; names and dicts stay behind."""
+    keys = [key for key, value in samples[0].items()
+            if isinstance(value, (np.ndarray, np.number, int, float, bool)) and key != 'rng']
+    return {key: _stack([s[key] for s in samples], key, indices) for key in keys}
 
 
 def _stack_labels(labels: list[Any], indices: np.ndarray) -> np.ndarray:

@@ -34,6 +34,12 @@ from .loading import (
     UniformSampleFrames,
     VideoReadError,
 )
+from .localization import (
+    GenerateLocalizationLabels,
+    LoadLocalizationFeature,
+    LoadProposals,
+    PackLocalizationInputs,
+)
 from .pyav import PyAVDecode, PyAVInit
 from .rng import get_rng
 
@@ -43,4 +49,5 @@ __all__ = [
     'PyAVDecode', 'PyAVInit', 'RandomCrop', 'RandomRescale', 'RandomResizedCrop', 'RawFrameDecode', 'Rename',
     'Resize', 'SampleFrames', 'TenCrop', 'ThreeCrop', 'ToTensor', 'UniformSample', 'UniformSampleFrames',
     'VideoReadError', 'color_jitter', 'get_rng', 'resize_clip',
+    'GenerateLocalizationLabels', 'LoadLocalizationFeature', 'LoadProposals', 'PackLocalizationInputs',
 ]
