@@ -46,7 +46,7 @@ train_pipeline = [
     dict(type='Resize', scale=(-1, 256)),
     dict(type='RandomResizedCrop'),
     dict(type='Resize', scale=(224, 224), keep_ratio=False),
-    # a flipped flow clip has its x flow inverted (255 - x); see docs/data_pipelines.md, 'Flow'
+    # a flipped flow clip has its x flow inverted (255 - x); see docs/data_pipelines.md, 'Optical flow'
     dict(type='Flip', flip_ratio=0.5),
     dict(type='FormatShape', input_format='NCHW'),
     dict(type='PackActionInputs')
