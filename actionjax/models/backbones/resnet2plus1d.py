@@ -38,6 +38,6 @@ class ResNet2Plus1d(ResNet3d):
 
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         x = self.stem(x, train, pool=True)
-        for i in range(len(self.stage_blocks_)):
+        for i in range(len(self.blocks_per_stage)):
             x = self.stage(i, x, train)
         return x

@@ -294,10 +294,10 @@ class ResNet3d(nn.Module):
             raise NotImplementedError(f'backbone.act_cfg {self.act_cfg} is not supported; '
                                       "use dict(type='ReLU')")
         for key, flags in (('inflate', self.stage_inflations), ('non_local', self.non_local_stages)):
-            if len(flags) < len(self.stage_blocks_):
+            if len(flags) < len(self.blocks_per_stage):
                 raise ValueError(f'backbone.{key} {flags} needs an entry for each of the '
-                                 f'{len(self.stage_blocks_)} stages')
-            for stage, num_blocks in enumerate(self.stage_blocks_):
+                                 f'{len(self.blocks_per_stage)} stages')
+            for stage, num_blocks in enumerate(self.blocks_per_stage):
                 per_block(flags[stage], num_blocks, f'{key}[{stage}]')
 
     def conv_types(self) -> tuple[str, ...]:
@@ -308,7 +308,7 @@ class ResNet3d(nn.Module):
         return self.arch_settings[self.depth][0]
 
     @property
-    def stage_blocks_(self) -> tuple[int, ...]:
+    def blocks_per_stage(self) -> tuple[int, ...]:
         """Blocks per stage: ``stage_blocks`` if given, else the depth's, cut to ``num_stages``."""
         if self.stage_blocks is not None:
             return tuple(self.stage_blocks)
@@ -327,7 +327,7 @@ class ResNet3d(nn.Module):
     @property
     def feat_dim(self) -> int:
         """Channels of the last stage's output."""
-        return self.block.expansion * self.base_channels * 2 ** (len(self.stage_blocks_) - 1)
+        return self.block.expansion * self.base_channels * 2 ** (len(self.blocks_per_stage) - 1)
 
     def lateral_inplanes(self) -> tuple[int, ...]:
         """Extra input channels of each stage (SlowFast's laterals); none here."""
@@ -343,7 +343,7 @@ class ResNet3d(nn.Module):
         """The ``ResLayer3d`` arguments of each stage, in order."""
         inplanes = self.base_channels
         laterals = self.lateral_inplanes()
-        for i, num_blocks in enumerate(self.stage_blocks_):
+        for i, num_blocks in enumerate(self.blocks_per_stage):
             planes = self.base_channels * 2 ** i
             yield dict(block=self.block, inplanes=inplanes + laterals[i], planes=planes,
                        num_blocks=num_blocks, spatial_stride=self.spatial_strides[i],
@@ -393,7 +393,7 @@ class ResNet3d(nn.Module):
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array | tuple[jax.Array, ...]:
         x = self.stem(x, train)
         outs = []
-        for i in range(len(self.stage_blocks_)):
+        for i in range(len(self.blocks_per_stage)):
             x = self.stage(i, x, train)
             if i == 0 and self.with_pool2:
                 x = max_pool3d(x, (2, 1, 1))  # MMAction2's pool2

@@ -105,7 +105,7 @@ class ResNet3dPathway(ResNet3d):
         """``conv1_lateral`` and ``layer{i}_lateral`` for every stage but the last."""
         if not self.lateral:
             return []
-        return ['conv1_lateral'] + [f'layer{i + 1}_lateral' for i in range(len(self.stage_blocks_) - 1)]
+        return ['conv1_lateral'] + [f'layer{i + 1}_lateral' for i in range(len(self.blocks_per_stage) - 1)]
 
     def setup_extra(self) -> None:
         for name in self.lateral_names():
@@ -126,7 +126,7 @@ class ResNet3dPathway(ResNet3d):
         if not self.lateral:
             return []
         last = min(self.frozen_stages, self.num_stages)
-        return [f'layer{i}_lateral.' for i in range(1, last + 1) if i != len(self.stage_blocks_)]
+        return [f'layer{i}_lateral.' for i in range(1, last + 1) if i != len(self.blocks_per_stage)]
 
 
 PATHWAYS = {'resnet3d': ResNet3dPathway}
@@ -186,7 +186,7 @@ class ResNet3dSlowFast(nn.Module):
         x_fast = fast.stem(resample_time(x, self.resample_rate // self.speed_ratio), train, pool=True)
         if slow.lateral:
             x_slow = slow.fuse('conv1_lateral', x_slow, x_fast, train)
-        num_stages = len(slow.stage_blocks_)
+        num_stages = len(slow.blocks_per_stage)
         for i in range(num_stages):
             x_slow = slow.stage(i, x_slow, train)
             x_fast = fast.stage(i, x_fast, train)
