@@ -436,6 +436,8 @@ def variables_to_state_dict(variables: Mapping[str, Any], rename: Any = None,
         if name in out:
             raise ValueError(f'two variables map to the MMAction2 key {name!r}')
         out[name] = np.ascontiguousarray(to_torch_layout(slot.path[-1], array))
+    if callable(getattr(model, 'example_input', None)):
+        return model.example_input()
         if slot.collection == 'batch_stats' and slot.path[-1] == 'var':
             module = name[:-len('.running_var')]
             out[f'{module}.num_batches_tracked'] = np.asarray(counters.get(module, 0), dtype=np.int64)
@@ -504,7 +506,8 @@ def dummy_input(model: Any, cfg: Mapping[str, Any]) -> np.ndarray:
     """A host batch of the layout ``model`` takes, for shape inference.
 
     2D recognizers get as many views as the backbone and head segment counts need
-    (TSM cuts the views into clips of ``num_segments``).
+    (TSM cuts the views into clips of ``num_segments``); localizers say what they take
+    (``example_input()``: features ``(1, T, C)``).
     """
     channels = (cfg['model'].get('backbone') or {}).get('in_channels', 3)
     if cfg['model'].get('type') == 'Recognizer3D':
@@ -544,7 +547,8 @@ def model_buffers(model: Any) -> dict[str, np.ndarray]:
     VideoMAE's fixed sin-cos ``pos_embed``); actionjax computes them from the config, so
     they are not variables. A backbone, neck or head lists its own in ``torch_buffers()``.
     """
-    buffers = {}
+    own = getattr(model, 'torch_buffers', None)
+    buffers = dict(own()) if callable(own) else {}
     for part in ('backbone', 'neck', 'cls_head'):
         torch_buffers = getattr(getattr(model, part, None), 'torch_buffers', None)
         if callable(torch_buffers):

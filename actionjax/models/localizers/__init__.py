@@ -1,1 +1,8 @@
-"""Localizers, registered in ``LOCALIZERS`` on import (none yet)."""
+"""Temporal action localizers, registered in ``LOCALIZERS`` on import."""
+
+from actionjax.models.localizers.base import BaseLocalizer, build_localizer
+from actionjax.models.localizers.bmn import BMN
+from actionjax.models.localizers.pem import PEM
+from actionjax.models.localizers.tem import TEM
+
+__all__ = ['BMN', 'PEM', 'TEM', 'BaseLocalizer', 'build_localizer']
