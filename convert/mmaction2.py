@@ -436,8 +436,6 @@ def variables_to_state_dict(variables: Mapping[str, Any], rename: Any = None,
         if name in out:
             raise ValueError(f'two variables map to the MMAction2 key {name!r}')
         out[name] = np.ascontiguousarray(to_torch_layout(slot.path[-1], array))
-    if callable(getattr(model, 'example_input', None)):
-        return model.example_input()
         if slot.collection == 'batch_stats' and slot.path[-1] == 'var':
             module = name[:-len('.running_var')]
             out[f'{module}.num_batches_tracked'] = np.asarray(counters.get(module, 0), dtype=np.int64)
@@ -509,6 +507,8 @@ def dummy_input(model: Any, cfg: Mapping[str, Any]) -> np.ndarray:
     (TSM cuts the views into clips of ``num_segments``); localizers say what they take
     (``example_input()``: features ``(1, T, C)``).
     """
+    if callable(getattr(model, 'example_input', None)):
+        return model.example_input()
     channels = (cfg['model'].get('backbone') or {}).get('in_channels', 3)
     if cfg['model'].get('type') == 'Recognizer3D':
         # a backbone whose fc layers fix the clip size (C3D) says which (T, H, W) it takes
@@ -545,7 +545,8 @@ def model_buffers(model: Any) -> dict[str, np.ndarray]:
 
     Transformers keep derived tables as buffers (Swin's ``relative_position_index``,
     VideoMAE's fixed sin-cos ``pos_embed``); actionjax computes them from the config, so
-    they are not variables. A backbone, neck or head lists its own in ``torch_buffers()``.
+    they are not variables. A backbone, neck or head lists its own in ``torch_buffers()``,
+    a model its top-level ones (BMN's ``sample_mask`` and ``bm_mask``).
     """
     own = getattr(model, 'torch_buffers', None)
     buffers = dict(own()) if callable(own) else {}
