@@ -7,5 +7,6 @@ here plus one import line, or a user's class registered with ``@METRICS.register
 """
 
 from actionjax.metrics.acc_metric import AccMetric
+from actionjax.metrics.anet_metric import ANetMetric
 
-__all__ = ['AccMetric']
+__all__ = ['ANetMetric', 'AccMetric']
