@@ -6,6 +6,7 @@ made by make_fixtures_3d.py there with MMAction2's own transforms.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 
@@ -113,3 +114,21 @@ def test_argument_checks_match_mmaction2(case):
     message = str(info.value)
     argument = list(cfg)[-1]  # the cases put the argument under test last
     assert cfg['type'] in message and argument in message, message
+
+
+with open(os.path.join(FIXTURES, 'recognition_pipelines.json')) as f:
+    RECOGNITION_PIPELINES = json.load(f)
+
+
+def test_mmaction2_recognition_recipe_pipelines_build_where_mmaction2_builds_them():
+    """The checks refuse nothing MMAction2's recognition recipes (I3D ... X3D, TSN, TSM) use, and
+    what MMAction2 refuses there (one TSM recipe's ``DecordDecode(io_backend=...)``) is refused."""
+    assert len(RECOGNITION_PIPELINES) > 40
+    for case in RECOGNITION_PIPELINES:
+        pipeline = untuple(case['pipeline'])
+        where = f"{case['config']}:{case['split']}_pipeline"
+        if case['mmaction2'] == 'ok':
+            Compose(pipeline, key_path=where)
+        else:
+            with pytest.raises(getattr(builtins, case['mmaction2'])):
+                Compose(pipeline, key_path=where)
