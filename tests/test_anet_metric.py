@@ -95,3 +95,11 @@ def test_random_proposals_are_a_weak_baseline():
                                 {v['video_name']: v['annotations'] for v in videos})
     assert random['AR@100'] < INFO['metric']['results']['AR@100']
     assert 0 < random['auc'] < INFO['metric']['results']['auc']
+
+
+def test_random_baseline_and_prefix_are_reported_beside(dataset):
+    metric = ANetMetric(metric_type='AR@AN', model=INFO['bmn'], random_baseline=True, prefix='val')
+    metric.process(bmn_predictions(), dict(index=np.array([0, 1])))
+    results = metric.compute(dataset)
+    names = ['auc', 'AR@1', 'AR@5', 'AR@10', 'AR@100']
+    assert list(results) == [f'val/{n}' for n in names] + [f'val/random/{n}' for n in names]

@@ -291,3 +291,19 @@ def test_conversion_rejects_a_mask_of_another_configuration(bmn, tmp_path):
     cfg = dict(bmn.cfg, boundary_ratio=0.25)
     with pytest.raises(ValueError, match='sample_mask'):
         mm.convert_checkpoint(os.path.join(HERE, 'bmn_tiny.pth'), dict(model=cfg))
+
+
+# ----------------------------------------------------------------------------- recipes
+
+@pytest.mark.parametrize('config, count', [('bmn', 4978564), ('bsn_tem', 1403395), ('bsn_pem', 8705)])
+def test_recipe_models_have_mmaction2s_parameter_counts(config, count):
+    """configs/{bmn,bsn_tem,bsn_pem}.py build MMAction2's 400x100 models (trainable parameters;
+    BMN's 32M-entry sample mask is a constant here, a frozen parameter there)."""
+    from actionjax.config import Config
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cfg = Config.fromfile(os.path.join(repo, 'configs', f'{config}.py'))
+    model = build_localizer(cfg['model'])
+    shapes = jax.eval_shape(lambda: model.init({'params': jax.random.key(0)}, model.example_input()))
+    assert sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(shapes)) == count
+    assert cfg['val_evaluator']['type'] == 'ANetMetric' and cfg['val_evaluator']['model'] == cfg['model']

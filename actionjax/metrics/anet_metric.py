@@ -95,12 +95,16 @@ class ANetMetric:
             csv files (a folder) or the proposals (ActivityNet json). ``out=''`` writes
             nothing ('AR@AN' only).
         model: the localizer, or its config dict; needed by both metric types.
-        prefix, collect_device: accepted for MMAction2 configs; results are gathered on
-            the host by the engine.
+        random_baseline: also report the numbers of ``random_proposals`` (as many per
+            video as the localizer keeps, ``post_process_top_k``) for the same videos,
+            under ``random/<name>``: what the demo compares against.
+        prefix: put before every result name (``prefix/auc``), as MMAction2 does.
+        collect_device: accepted for MMAction2 configs; results are gathered on the host.
     """
 
     def __init__(self, metric_type: str = 'TEM', metric_options: Mapping[str, Any] | None = None,
-                 dump_config: Mapping[str, Any] | None = None, model: Any = None, prefix: str | None = None,
+                 dump_config: Mapping[str, Any] | None = None, model: Any = None,
+                 random_baseline: bool = False, prefix: str | None = None,
                  collect_device: str = 'cpu') -> None:
         if metric_type not in ('AR@AN', 'TEM'):
             raise ValueError(f"ANetMetric metric_type must be 'AR@AN' or 'TEM', got {metric_type!r}")
@@ -123,6 +127,7 @@ class ANetMetric:
 
             model = build_localizer(model, 'val_evaluator.model')
         self.model = model
+        self.random_baseline = random_baseline
         self.prefix = prefix
         self._results: list[tuple[int, np.ndarray]] = []
 
@@ -156,8 +161,13 @@ class ANetMetric:
         if self.out:
             self._dump_json(proposal_lists)
         annotations = {info['video_name']: info['annotations'] for info in infos}
-        return evaluate_proposals(proposal_lists, annotations, self.max_avg_proposals,
-                                  self.temporal_iou_thresholds)
+        results = evaluate_proposals(proposal_lists, annotations, self.max_avg_proposals,
+                                     self.temporal_iou_thresholds)
+        if self.random_baseline:
+            baseline = evaluate_proposals(random_proposals(infos, self.model.post_process_top_k), annotations,
+                                          self.max_avg_proposals, self.temporal_iou_thresholds)
+            results.update({f'random/{key}': value for key, value in baseline.items()})
+        return {f'{self.prefix}/{k}' if self.prefix else k: v for k, v in results.items()}
 
     def _dump_tem(self, infos: list[Mapping[str, Any]], tables: list[np.ndarray]) -> None:
         os.makedirs(self.out, exist_ok=True)
