@@ -199,3 +199,19 @@ def test_frozen_parameters_and_eval_norms_match_mmaction2(case):
     unchanged = sorted(k[:-len('.running_mean')] for k in before
                        if k.endswith('.running_mean') and np.array_equal(before[k], after[k]))
     assert unchanged == sorted(spec['eval_norms'])
+
+
+def test_with_cp_rematerialises_with_the_same_loss_and_gradients():
+    base = golden('i3d_r18_tiny')
+    imgs, labels = base.golden['imgs'][:1], jnp.array([1])
+    results = []
+    for with_cp in (False, True):
+        cfg = dict(base.cfg['model'])
+        cfg['backbone'] = dict(cfg['backbone'], with_cp=with_cp)
+        model = build_model(cfg)
+        results.append(train_loss_fn(model, base.variables, imgs, labels)(base.variables['params']))
+    (loss, updates), grads = results[0]
+    (loss_cp, updates_cp), grads_cp = results[1]
+    np.testing.assert_allclose(loss_cp, loss, rtol=1e-6)
+    for a, b in zip(jax.tree.leaves((grads, updates)), jax.tree.leaves((grads_cp, updates_cp)), strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
