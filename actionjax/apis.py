@@ -30,11 +30,10 @@ __all__ = ['LoadedRecognizer', 'inference_recognizer', 'init_recognizer']
 
 
 def _load_config(config: str | os.PathLike | Mapping[str, Any]) -> Mapping[str, Any]:
-    if isinstance(config, Mapping):
-        return config
     from actionjax.config import Config
+    from actionjax.runtime_config import runtime_config
 
-    return Config.fromfile(os.fspath(config))
+    return runtime_config(config if isinstance(config, Mapping) else Config.fromfile(os.fspath(config)))
 
 
 def dummy_input(model: nn.Module, size: int = 64) -> np.ndarray:
@@ -116,19 +115,19 @@ def init_recognizer(config: str | os.PathLike | Mapping[str, Any],
     else:
         from actionjax.engine.build import checkpoint_variables  # knows both checkpoint kinds
 
-        loaded = checkpoint_variables(model, sample, checkpoint)
+        loaded = checkpoint_variables(model, {'imgs': sample}, checkpoint)
         variables = jax.tree_util.tree_map(jnp.asarray, loaded)
     return LoadedRecognizer(cfg=cfg, model=model, variables=dict(variables))
 
 
 def _test_pipeline(cfg: Mapping[str, Any]) -> list[Any]:
-    """The test pipeline: 0.x ``data.test.pipeline``, 1.x ``test_dataloader.dataset.pipeline``
-    or a top-level ``test_pipeline``."""
-    data = cfg.get('data') or {}
-    test_loader = cfg.get('test_dataloader') or {}
-    candidates = ((data.get('test') or {}).get('pipeline'),
-                  (test_loader.get('dataset') or {}).get('pipeline'),
-                  cfg.get('test_pipeline'))
+    """The test pipeline: the test dataset's (0.x ``data.test.pipeline``, 1.x
+    ``test_dataloader.dataset.pipeline``), else the file's top-level ``test_pipeline``."""
+    from actionjax.runtime_config import data_config
+
+    test = data_config(cfg).get('test') or {}
+    candidates = ((test.get('dataset') or {}).get('pipeline'),
+                  (getattr(cfg, 'source', None) or cfg).get('test_pipeline'))
     for pipeline in candidates:
         if pipeline:
             return [dict(step) for step in pipeline]

@@ -9,19 +9,24 @@ mmcv 1.x's ``Config``:
   Two sibling bases defining the same top-level key is an error.
 * ``custom_imports = dict(imports=['my_pkg.my_module'], allow_failed_imports=False)``
   imports user modules so their ``@REGISTRY.register_module()`` calls run.
+* ``{{_base_.model.backbone}}`` in a file's text is the merged bases' value, and the code
+  can read ``_base_.model.backbone.depth`` (mmengine), e.g. to derive a value from a base.
 * ``cfg.merge_from_dict({'model.backbone.depth': 101, 'data.train.pipeline.0.clip_len': 2})``
-  overrides nested values, list elements by index. Overriding a key that does not
-  exist is an error (usually a typo); prefix the path with ``+`` to add a new key.
+  overrides nested values, list elements by index. A key that does not exist is added,
+  as in mmengine (``model.backbone.norm_eval=True``); when it looks like a typo of an
+  existing key, a warning names that key (``+path`` adds without the warning).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import copy
 import difflib
 import importlib
 import os
 import pprint
+import re
 import sys
 import types
 from collections.abc import Iterable, Mapping
@@ -91,18 +96,20 @@ def _unwrap(value: Any) -> Any:
 class Config(ConfigDict):
     """A loaded config: a ConfigDict that remembers the file it came from."""
 
-    def __init__(self, cfg_dict: Mapping[str, Any] | None = None, filename: str | None = None) -> None:
+    def __init__(self, cfg_dict: Mapping[str, Any] | None = None, filename: str | None = None,
+                 source: Config | None = None) -> None:
         super().__init__(cfg_dict or {})
         object.__setattr__(self, 'filename', filename)
+        object.__setattr__(self, 'source', source)  # a runtime config's file config (to_runtime_config)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name == 'filename':
+        if name in ('filename', 'source'):  # attributes of the Config, not config keys
             object.__setattr__(self, name, value)
         else:
             self[name] = value
 
     def __deepcopy__(self, memo: dict) -> Config:
-        return Config({k: copy.deepcopy(v, memo) for k, v in self.items()}, self.filename)
+        return Config({k: copy.deepcopy(v, memo) for k, v in self.items()}, self.filename, self.source)
 
     def __repr__(self) -> str:
         return f'Config(filename={self.filename!r}):\n{self.pretty_text}'
@@ -119,8 +126,8 @@ class Config(ConfigDict):
     def merge_from_dict(self, options: Mapping[str, Any]) -> None:
         """Override values by dotted paths: ``{'model.backbone.depth': 101}``.
 
-        Integer path parts index into lists (``data.train.pipeline.0.clip_len``). A path
-        whose last key is missing is an error; write ``+a.b.new_key`` to add a new key.
+        Integer path parts index into lists (``data.train.pipeline.0.clip_len``). Missing
+        keys are added (a warning names a likely typo; ``+a.b.new_key`` adds silently).
         """
         for path, value in options.items():
             _set_by_path(self, path, value)
@@ -144,13 +151,20 @@ class Config(ConfigDict):
             f.write(text)
 
 
-def _exec_config_source(source: str, filename: str) -> dict[str, Any]:
-    """Run config source and return its public, non-module, non-function globals."""
+def _exec_config_source(source: str | ast.Module, filename: str, base: Mapping[str, Any] | None = None
+                        ) -> dict[str, Any]:
+    """Run config source and return its public, non-module, non-function globals.
+
+    ``base`` (the merged base configs) is visible to the code as ``_base_``, so a file may
+    read ``_base_.model.backbone.depth`` as mmengine allows.
+    """
     try:
         code = compile(source, filename, 'exec')
     except SyntaxError as err:
         raise ConfigError(f'syntax error in config {err.filename}, line {err.lineno}: {err.msg}') from None
     namespace: dict[str, Any] = {'__file__': filename, '__name__': '__actionjax_config__'}
+    if base is not None:
+        namespace[BASE_KEY] = ConfigDict(copy.deepcopy(dict(base)))
     config_dir = os.path.dirname(filename)
     sys.path.insert(0, config_dir)  # a config may import a helper module beside it
     try:
@@ -161,9 +175,68 @@ def _exec_config_source(source: str, filename: str) -> dict[str, Any]:
         sys.path.remove(config_dir)
     return {
         name: value for name, value in namespace.items()
-        if not name.startswith('__')
+        if not name.startswith('__') and name != BASE_KEY
         and not isinstance(value, (types.ModuleType, types.FunctionType, type))
     }
+
+
+# ``{{_base_.a.b}}`` in a config's text: the value of ``a.b`` in the merged bases (mmcv, mmengine).
+_BASE_REFERENCE = re.compile(r'\{\{\s*' + BASE_KEY + r'\.([\w.]+)\s*\}\}')
+
+
+def _split_bases(source: str, filename: str) -> tuple[list[str], ast.Module, dict[str, str]]:
+    """The ``_base_`` file list, the rest of the code, and the ``{{_base_.x}}`` placeholders.
+
+    Each ``{{_base_.x}}`` becomes a unique string literal, replaced by the base value after
+    the file ran; the ``_base_ = [...]`` assignment is taken out (it must be a literal), so
+    the code sees ``_base_`` as the merged base config instead.
+    """
+    placeholders: dict[str, str] = {}
+
+    def placeholder(match: re.Match) -> str:
+        token = f'__actionjax_base_{len(placeholders)}_{match.group(1)}__'
+        placeholders[token] = match.group(1)
+        return repr(token)
+
+    source = _BASE_REFERENCE.sub(placeholder, source)
+    try:
+        tree = ast.parse(source, filename)
+    except SyntaxError as err:
+        raise ConfigError(f'syntax error in config {err.filename}, line {err.lineno}: {err.msg}') from None
+    bases: list[str] = []
+    body = []
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        if any(isinstance(t, ast.Name) and t.id == BASE_KEY for t in targets):
+            try:
+                value = ast.literal_eval(node.value)
+            except ValueError:
+                raise ConfigError(f'{filename}: _base_ must be a file name or a list of them '
+                                  '(a literal)') from None
+            bases = [value] if isinstance(value, str) else list(value)
+        else:
+            body.append(node)
+    tree.body = body
+    return bases, tree, placeholders
+
+
+def _substitute(value: Any, placeholders: Mapping[str, str], base: Mapping[str, Any], filename: str) -> Any:
+    if isinstance(value, str) and value in placeholders:
+        node: Any = base
+        for key in placeholders[value].split('.'):
+            if isinstance(node, (list, tuple)) and key.isdigit() and int(key) < len(node):
+                node = node[int(key)]
+            elif isinstance(node, Mapping) and key in node:
+                node = node[key]
+            else:
+                raise ConfigError(f'{filename}: {{{{_base_.{placeholders[value]}}}}} names no value of the '
+                                  'base configs')
+        return copy.deepcopy(node)
+    if isinstance(value, dict):
+        return {k: _substitute(v, placeholders, base, filename) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_substitute(v, placeholders, base, filename) for v in value)
+    return value
 
 
 def _load_with_bases(filename: str, chain: tuple[str, ...]) -> dict[str, Any]:
@@ -176,11 +249,8 @@ def _load_with_bases(filename: str, chain: tuple[str, ...]) -> dict[str, Any]:
     if not filename.endswith('.py'):
         raise ConfigError(f'only .py configs are supported, got {filename}')
     with open(filename, encoding='utf-8') as f:
-        own = _exec_config_source(f.read(), filename)
+        base_files, code, placeholders = _split_bases(f.read(), filename)
 
-    base_files = own.pop(BASE_KEY, [])
-    if isinstance(base_files, str):
-        base_files = [base_files]
     merged: dict[str, Any] = {}
     key_origin: dict[str, str] = {}
     for base in base_files:
@@ -192,6 +262,8 @@ def _load_with_bases(filename: str, chain: tuple[str, ...]) -> dict[str, Any]:
                                   f'{base_path} (of {filename}); define it in one base only')
             key_origin[key] = base_path
         merged.update(base_cfg)
+    own = _exec_config_source(code, filename, merged)
+    own = _substitute(own, placeholders, merged, filename)
     return _strip_delete(_merge(own, merged, prefix=''))
 
 
@@ -244,16 +316,15 @@ def _set_by_path(cfg: dict, path: str, value: Any) -> None:
             raise ConfigError(f'cfg-options {path!r}: {".".join(keys[:depth])} is a '
                               f'{type(node).__name__}, not a dict, so it has no key {key!r}')
         if key not in node:
-            if add:
-                if last:
-                    node[key] = value
-                    return
-                node[key] = {}
-            else:
-                close = difflib.get_close_matches(key, [str(k) for k in node], n=3)
-                hint = f'did you mean {", ".join(close)}? ' if close else ''
-                raise ConfigError(f'cfg-options {path!r}: the config has no key {here!r}; {hint}'
-                                  f"(to add a new key write '+{path}=...')")
+            # mmengine adds a missing key; one that looks like a typo of a sibling is worth a word
+            close = difflib.get_close_matches(key, [str(k) for k in node], n=1, cutoff=0.8)
+            if close and not add:
+                print(f'warning: cfg-options {path!r}: the config has no key {here!r} and it is added; '
+                      f'did you mean {".".join(keys[:depth] + [close[0]])!r}?', file=sys.stderr)
+            if last:
+                node[key] = value
+                return
+            node[key] = {}
         if last:
             node[key] = _merged_value(value, node[key])
             return
@@ -265,17 +336,6 @@ def _merged_value(value: Any, old: Any) -> Any:
     if isinstance(value, dict) and isinstance(old, dict) and not value.get(DELETE_KEY, False):
         return _strip_delete(_merge(value, old, prefix=''))
     return _strip_delete(value)
-
-
-def load_config(path: str | os.PathLike, cfg_options: Mapping[str, Any] | None = None) -> Config:
-    """For command-line tools: the config with ``--cfg-options`` applied; a config error
-    exits with its one-line message instead of a traceback."""
-    try:
-        cfg = Config.fromfile(path)
-        cfg.merge_from_dict(cfg_options or {})
-    except ConfigError as err:
-        sys.exit(f'error: {err}')
-    return cfg
 
 
 def import_modules_from_strings(imports: str | Iterable[str], allow_failed_imports: bool = False) -> None:

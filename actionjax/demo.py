@@ -13,7 +13,8 @@ import argparse
 import os
 import sys
 
-from actionjax.config import DictAction, load_config
+from actionjax.config import DictAction
+from actionjax.runtime_config import load_config
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

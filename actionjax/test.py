@@ -17,7 +17,8 @@ import os
 import sys
 from typing import Any
 
-from actionjax.config import DictAction, load_config
+from actionjax.config import DictAction
+from actionjax.runtime_config import load_config
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -55,29 +56,31 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
 
 def test(cfg: Any, checkpoint: str, metrics: list[str] | None = None, out: str | None = None,
-         average_clips: str | None = None, batch_size: int | None = None) -> dict[str, float]:
-    """Score every test video once, print and return the metrics (and write ``out``)."""
+         average_clips: str | None = None, batch_size: int | None = None) -> dict[str, Any]:
+    """Score every readable test sample once with the config's test metrics; print and return
+    the results (and write ``out``). Unreadable samples are listed, not fatal."""
     import jax
 
     from actionjax.data import build_dataset
     from actionjax.engine import build
     from actionjax.engine.checkpoint import resolve_checkpoint
-    from actionjax.engine.compat import to_runtime_config
-    from actionjax.engine.evaluation import evaluate, predict
+    from actionjax.engine.evaluation import build_metrics, run_evaluation
     from actionjax.engine.sharding import batch_sharded, local_batch_size, make_mesh, replicated
     from actionjax.engine.steps import make_eval_step
     from actionjax.models import build_model
+    from actionjax.runtime_config import runtime_config
 
     logger = logging.getLogger('actionjax')
     checkpoint = resolve_checkpoint(checkpoint)
-    cfg = to_runtime_config(cfg)
+    cfg = runtime_config(cfg)
     if average_clips is not None:
-        clips = None if average_clips == 'None' else average_clips
-        cfg['model'].setdefault('test_cfg', {})['average_clips'] = clips
+        cfg['model']['cls_head']['average_clips'] = None if average_clips == 'None' else average_clips
+    if cfg.data.test is None:
+        raise ValueError('the config has no test data (data.test or test_dataloader)')
     build.check_data(cfg, ('test',))
     mesh = make_mesh()
     test_set = build_dataset(cfg, 'data.test', test_mode=True)
-    per_device = batch_size or build.videos_per_gpu(cfg, 'test')
+    per_device = batch_size or cfg.data.test.batch_size
     loader = build.eval_data(cfg, test_set, local_batch_size(per_device, mesh), 'test')
 
     model = build_model(cfg)
@@ -85,22 +88,48 @@ def test(cfg: Any, checkpoint: str, metrics: list[str] | None = None, out: str |
     state_sharding = replicated(mesh)
     variables = jax.device_put(variables, state_sharding)
     eval_step = make_eval_step(model, state_sharding, batch_sharded(mesh))
+    metric_cfgs = cfg.test_metrics if metrics is None else [dict(type='AccMetric', metric_list=metrics)]
+    metric_objs = build_metrics(metric_cfgs, 'test_metrics')
+    kept = _Predictions()
     logger.info(f'testing {checkpoint} on {test_set!r}')
-    scores, labels = predict(eval_step, variables, loader, batch_sharded(mesh), len(test_set))
-
-    if metrics is None:
-        metrics = (cfg.get('evaluation') or {}).get('metrics', ['top_k_accuracy', 'mean_class_accuracy'])
-    options = (cfg.get('evaluation') or {}).get('metric_options')
-    results = evaluate(scores, labels, metrics, options)
+    try:
+        results, unreadable = run_evaluation(eval_step, variables, loader, batch_sharded(mesh),
+                                             [*metric_objs, kept], test_set)
+    finally:
+        loader.close()
     for name, value in results.items():
         print(f'{name}: {value:.4f}')
+    unreadable_paths = [str(test_set.sample_path(i)) for i in unreadable]
+    if unreadable:
+        print(f'{len(unreadable)} unreadable sample(s) not scored: {", ".join(unreadable_paths)}')
     if out:
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
         with open(out, 'w') as f:
-            json.dump({'checkpoint': checkpoint, 'metrics': results, 'num_videos': len(scores),
-                       'scores': scores.tolist(), 'labels': labels.tolist()}, f)
+            json.dump({'checkpoint': checkpoint, 'metrics': results, 'num_videos': kept.count,
+                       'unreadable': unreadable_paths, 'num_unreadable': len(unreadable),
+                       **kept.as_json()}, f)
         print(f'wrote {out}')
     return results
+
+
+class _Predictions:
+    """A metric that keeps every prediction and label, for ``--out``."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list] = {}
+        self.count = 0
+
+    def process(self, predictions: dict, batch: dict) -> None:
+        for key, value in {**predictions, 'labels': batch.get('label')}.items():
+            if value is not None:
+                self.rows.setdefault(key, []).extend(value.tolist())
+        self.count += len(batch['valid'])
+
+    def compute(self, dataset: Any = None) -> dict[str, float]:
+        return {}
+
+    def as_json(self) -> dict[str, list]:
+        return self.rows
 
 
 if __name__ == '__main__':

@@ -15,7 +15,8 @@ import sys
 import time
 from typing import Any
 
-from actionjax.config import DictAction, load_config
+from actionjax.config import DictAction
+from actionjax.runtime_config import load_config
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,33 +48,31 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = load_config(args.config, args.cfg_options)
 
     from actionjax.engine.checkpoint import find_latest, resolve_checkpoint
-    from actionjax.engine.compat import to_runtime_config
     from actionjax.engine.logger import setup_logger
     from actionjax.engine.runner import NonFiniteLossError
     from actionjax.engine.sharding import init_distributed
 
-    cfg = to_runtime_config(cfg)
-    work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
+    work_dir = args.work_dir or cfg.work_dir or osp.join(
         'work_dirs', osp.splitext(osp.basename(args.config))[0])
     cfg.work_dir = work_dir
-    resume_from = args.resume_from or cfg.get('resume_from')
+    resume_from = args.resume_from or cfg.resume_from
     if args.auto_resume or resume_from == 'auto':
         resume_from = find_latest(work_dir)
     elif resume_from:
         resume_from = resolve_checkpoint(resume_from)
-    seed = args.seed if args.seed is not None else cfg.get('seed', 0) or 0
+    seed = args.seed if args.seed is not None else cfg.seed or 0
     cfg.seed = seed
 
-    init_distributed(cfg.get('dist_params'))
+    init_distributed(cfg.dist_params)
     import jax
 
     is_main = jax.process_index() == 0
     os.makedirs(work_dir, exist_ok=True)
     timestamp = time.strftime('%Y%m%d_%H%M%S', time.localtime())
-    logger = setup_logger(osp.join(work_dir, f'{timestamp}.log') if is_main else None,
-                        cfg.get('log_level', 'INFO'))
-    if is_main:
-        cfg.dump(osp.join(work_dir, osp.basename(args.config)))
+    logger = setup_logger(osp.join(work_dir, f'{timestamp}.log') if is_main else None, cfg.log_level)
+    if is_main:  # the file's config as this run resolved it (seed and work dir included)
+        cfg.source.update(seed=seed, work_dir=work_dir)
+        cfg.source.dump(osp.join(work_dir, osp.basename(args.config)))
     logger.info(f'config {args.config} -> work dir {work_dir}; seed {seed}; '
                 f'{jax.device_count()} device(s): {jax.devices()[0].device_kind}')
     if resume_from:
@@ -83,7 +82,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     try:
         return train(cfg, work_dir, timestamp=timestamp, validate=not args.no_validate,
-                     resume_from=resume_from, load_from=args.load_from or cfg.get('load_from'), seed=seed)
+                     resume_from=resume_from, load_from=args.load_from or cfg.load_from, seed=seed)
     except (NonFiniteLossError, FileNotFoundError, KeyError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)  # no repr quotes
         logger.error(message, extra={'console': False})  # for the log file; the exit prints it
@@ -92,36 +91,39 @@ def main(argv: list[str] | None = None) -> dict:
 
 def train(cfg: Any, work_dir: str, *, timestamp: str, validate: bool = True, resume_from: str | None = None,
           load_from: str | None = None, seed: int = 0) -> dict:
-    """Build everything from ``cfg`` (0.x keys, see ``to_runtime_config``) and run the loop.
+    """Build everything from a runtime config (``actionjax.runtime_config``) and run the loop.
 
-    Returns ``{'state': final TrainState, 'eval': last evaluation results or None}``.
+    Returns ``{'state': final TrainState, 'eval': last validation results or None}``.
     """
     import jax
 
     from actionjax.data import build_dataset
     from actionjax.engine import build
+    from actionjax.engine.evaluation import build_metrics
     from actionjax.engine.logger import RunLogger
-    from actionjax.engine.runner import LoopConfig, run_training
+    from actionjax.engine.runner import LoopConfig, Validation, run_training
     from actionjax.engine.sharding import batch_sharded, local_batch_size, make_mesh, replicated
     from actionjax.engine.state import TrainState
     from actionjax.models import build_model
+    from actionjax.runtime_config import runtime_config
 
+    cfg = runtime_config(cfg)
     logger = logging.getLogger('actionjax')
-    loop = LoopConfig.from_config(cfg, work_dir)  # config errors before any work
+    loop = LoopConfig.from_config(cfg, work_dir)
+    validate = validate and cfg.data.val is not None
     build.check_data(cfg, ('train', 'val') if validate else ('train',))
 
-    # Data: videos_per_gpu samples per device; this process loads its devices' share.
+    # Data: batch_size samples per device; this process loads its devices' share.
     mesh = make_mesh()
     train_set = build_dataset(cfg, 'data.train')
-    train_batch = local_batch_size(build.videos_per_gpu(cfg, 'train'), mesh)
-    train_data = build.train_data(cfg, train_set, train_batch, seed)
-    val_set = val_data = None
-    if validate and cfg['data'].get('val'):
+    train_data = build.train_data(cfg, train_set, local_batch_size(cfg.data.train.batch_size, mesh), seed)
+    val = None
+    if validate:
         val_set = build_dataset(cfg, 'data.val', test_mode=True)
-        val_batch = local_batch_size(build.videos_per_gpu(cfg, 'val'), mesh)
-        val_data = build.eval_data(cfg, val_set, val_batch, 'val')
+        val_data = build.eval_data(cfg, val_set, local_batch_size(cfg.data.val.batch_size, mesh), 'val')
+        val = Validation(val_data, val_set, build_metrics(cfg.val_metrics, 'val_metrics'))
     logger.info(f'train: {train_set!r}, {len(train_data)} iterations per epoch'
-                + (f'; val: {val_set!r}' if val_set is not None else ''))
+                + (f'; val: {val.dataset!r}' if val is not None else ''))
 
     # Model and its initial variables: init, then pretrained backbone, then --load-from.
     model = build_model(cfg)
@@ -131,23 +133,21 @@ def train(cfg: Any, work_dir: str, *, timestamp: str, validate: bool = True, res
     if load_from and not resume_from:
         variables = build.load_from(variables, load_from)
 
-    # Optimizer with its schedules inside; the state the loop carries.
-    lr_fn, mom_fn = build.build_schedules(cfg, len(train_data))
-    tx = build.build_tx(cfg, model, variables, sample, lr_fn, mom_fn)
+    # The optimizer holds each param group's lr and momentum schedule; the state the loop carries.
+    tx = build.build_tx(cfg, model, variables, sample, len(train_data))
     state = TrainState.create(variables, tx, jax.random.PRNGKey(seed))
 
-    run_log = RunLogger(work_dir, timestamp, cfg.get('log_config'), logger, enabled=jax.process_index() == 0)
+    run_log = RunLogger(work_dir, timestamp, cfg.log.tensorboard, logger, enabled=jax.process_index() == 0)
     run_log.write_header({'env_info': {'jax': jax.__version__, 'devices': jax.device_count(),
                                        'device_kind': jax.devices()[0].device_kind},
-                          'seed': seed, 'config': getattr(cfg, 'filename', None)})
-    val_size = len(val_set) if val_set is not None else None
+                          'seed': seed, 'config': cfg.filename})
     try:
-        state, results = run_training(model, tx, lr_fn, state, train_data, loop,
-                                      (replicated(mesh), batch_sharded(mesh)), run_log,
-                                      val_data=val_data, val_size=val_size, resume_from=resume_from)
+        state, results = run_training(model, tx, state, train_data, loop,
+                                      (replicated(mesh), batch_sharded(mesh)), run_log, val=val,
+                                      resume_from=resume_from)
     finally:
         run_log.close()
-        for loader in (train_data, val_data):
+        for loader in (train_data, val.data if val is not None else None):
             if loader is not None:
                 loader.close()
     return {'state': state, 'eval': results}

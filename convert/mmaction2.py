@@ -43,16 +43,22 @@ import pickle
 import re
 import sys
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from actionjax.models.common.param_names import FLAX_TO_TORCH_LEAF
+from actionjax.models.common.param_names import (  # noqa: F401 (WRAPPERS, re-exported names)
+    WRAPPERS,
+    get_leaf,
+    iter_leaves,
+    match_keys,
+    set_leaf,
+    strip_wrappers,
+    torch_key,
+)
 
-# Module names MMAction2's ResNetTSM inserts when it wraps already-built modules.
-WRAPPERS = ('net', 'block')
 # State-dict entries that carry no model weights.
 IGNORED_PREFIXES = ('data_preprocessor.',)
 INFO_FILE = 'mmaction2.json'
@@ -250,11 +256,6 @@ def torch_order(keys: list[str], reference: list[str] | None = None) -> list[str
     return sorted(keys, key=lambda k: (rank.get(k, len(rank)), _natural_key(k)))
 
 
-def strip_wrappers(key: str) -> str:
-    """``key`` without ResNetTSM's wrapper module names (``net``, ``block``)."""
-    return '.'.join(part for part in key.split('.') if part not in WRAPPERS)
-
-
 @dataclass(frozen=True)
 class Slot:
     """One target variable: where it lives in the variables tree and its Flax shape."""
@@ -263,28 +264,6 @@ class Slot:
     path: tuple[str, ...]
     shape: tuple[int, ...]
     dtype: Any
-
-
-def iter_leaves(tree: Mapping[str, Any],
-                prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
-    """``(path, leaf)`` for every leaf of a nested dict, in the dict's order."""
-    for key, value in tree.items():
-        if isinstance(value, Mapping):
-            yield from iter_leaves(value, (*prefix, str(key)))
-        else:
-            yield (*prefix, str(key)), value
-
-
-def torch_key(collection: str, path: tuple[str, ...]) -> str:
-    """The MMAction2 state_dict key of a Flax variable (``params``/``batch_stats`` leaf rename)."""
-    *modules, leaf = path
-    torch_leaf = FLAX_TO_TORCH_LEAF.get((collection, leaf))
-    if torch_leaf is None:
-        if collection != 'params':
-            raise ValueError(f'no MMAction2 name for {collection}/{"/".join(path)}: only params and '
-                             'batch_stats (mean, var) have torch counterparts')
-        torch_leaf = leaf
-    return '.'.join([*modules, torch_leaf])
 
 
 def target_slots(variables: Mapping[str, Any]) -> dict[str, Slot]:
@@ -314,40 +293,6 @@ def target_slots(variables: Mapping[str, Any]) -> dict[str, Slot]:
     return slots
 
 
-def match_keys(source: list[str], target: list[str]) -> tuple[dict[str, str], list[str], list[str],
-                                                             list[tuple[str, list[str]]]]:
-    """Pair checkpoint keys with target keys: exactly, else with wrapper names removed.
-
-    Returns ``(target -> source, missing targets, unexpected sources, ambiguous)``.
-    """
-    pairs: dict[str, str] = {}
-    used: set[str] = set()
-    source_set = set(source)
-    for key in target:
-        if key in source_set:
-            pairs[key] = key
-            used.add(key)
-    by_stripped: dict[str, list[str]] = {}
-    for key in source:
-        if key not in used:
-            by_stripped.setdefault(strip_wrappers(key), []).append(key)
-    missing, ambiguous = [], []
-    for key in target:
-        if key in pairs:
-            continue
-        candidates = by_stripped.get(strip_wrappers(key), [])
-        if len(candidates) == 1:
-            pairs[key] = candidates[0]
-            used.add(candidates[0])
-            by_stripped[strip_wrappers(key)] = []
-        elif candidates:
-            ambiguous.append((key, candidates))
-        else:
-            missing.append(key)
-    unexpected = [key for key in source if key not in used]
-    return pairs, missing, unexpected, ambiguous
-
-
 # ------------------------------------------------------------------- array layout
 
 def to_flax_layout(leaf: str, array: np.ndarray) -> np.ndarray:
@@ -368,22 +313,6 @@ def to_torch_layout(leaf: str, array: np.ndarray) -> np.ndarray:
     n = array.ndim
     return array.transpose(n - 1, n - 2, *range(n - 2))
 
-
-def set_leaf(tree: dict, path: tuple[str, ...], value: Any) -> None:
-    """``tree[path[0]][path[1]]... = value``, creating dicts on the way."""
-    for part in path[:-1]:
-        tree = tree.setdefault(part, {})
-    tree[path[-1]] = value
-
-
-def get_leaf(tree: Mapping, path: tuple[str, ...]) -> Any:
-    """``tree[path[0]][path[1]]...``."""
-    for part in path:
-        tree = tree[part]
-    return tree
-
-
-# ------------------------------------------------------------------- conversion
 
 def state_dict_to_variables(state_dict: Mapping[str, np.ndarray], target: Mapping[str, Any],
                             strict: bool = True, source: str = 'checkpoint') -> dict[str, dict]:

@@ -35,20 +35,17 @@ import logging
 import os
 import re
 import sys
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from actionjax.models.pretrained import load_pretrained_backbone as load_backbone
 from convert.mmaction2 import (
-    get_leaf,
     iter_leaves,
-    match_keys,
     read_checkpoint,
     set_leaf,
     to_flax_layout,
-    torch_key,
 )
 
 logger = logging.getLogger(__name__)
@@ -128,87 +125,13 @@ def convert_torchvision(checkpoint: str | os.PathLike, out: str | os.PathLike | 
     return variables
 
 
-def _read_pretrained(path: str) -> Mapping[str, Any]:
-    if '://' in path:
-        raise ValueError(
-            f'model.backbone.pretrained={path!r} would download; actionjax never downloads. Fetch the '
-            'torchvision ResNet .pth yourself, run "python -m convert.torchvision resnet50.pth --out DIR" '
-            'and set model.backbone.pretrained=DIR')
-    if not os.path.exists(path):
-        raise FileNotFoundError(f'model.backbone.pretrained={path!r} does not exist; convert a torchvision '
-                                'ResNet with "python -m convert.torchvision resnet50.pth --out DIR"')
-    if os.path.isfile(path):  # a torchvision .pth, converted on the fly (needs torch)
-        return convert_torchvision(path)
-    from actionjax.models.checkpoint_io import load_variables
-
-    pretrained = load_variables(path)
-    if 'backbone' in pretrained.get('params', {}):  # a whole recognizer: take its backbone
-        pretrained = {c: tree['backbone'] for c, tree in pretrained.items() if 'backbone' in tree}
-    return pretrained
-
-
-def _copy_tree(tree: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _copy_tree(v) if isinstance(v, Mapping) else v for k, v in tree.items()}
-
-
-def inflate_kernel(kernel: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """A 2D conv kernel ``(kh, kw, I, O)`` inflated to the 3D ``shape`` ``(t, kh, kw, I, O)``.
-
-    MMAction2's ``pretrained2d`` rule (``ResNet3d._inflate_conv_params``): the 2D kernel is
-    repeated ``t`` times along time and divided by ``t``, so a clip of identical frames
-    gives the 2D network's response. Any other shape pair is returned unchanged (the
-    caller then keeps the model's value, as MMAction2 does after its shape warning).
-    """
-    if kernel.ndim != 4 or len(shape) != 5 or tuple(shape[1:]) != kernel.shape:
-        return kernel
-    return np.broadcast_to(kernel[None], shape) / np.asarray(shape[0], kernel.dtype)
-
-
 def load_pretrained_backbone(variables: Mapping[str, Any], path: str | os.PathLike) -> dict[str, Any]:
-    """``variables`` with the backbone initialised from ``path``, MMAction2's semantics.
-
-    ``path`` is a directory written by ``python -m convert.torchvision`` (or any actionjax
-    checkpoint; a whole recognizer contributes its backbone), or a torchvision ``.pth``.
-    A 2D kernel loaded into a 3D backbone (I3D, SlowOnly: ``pretrained2d``) is inflated in
-    time by :func:`inflate_kernel`; BatchNorm is copied as it is. As MMAction2's
-    ``_load_torchvision_checkpoint`` does, a tensor whose shape differs from the model's
-    otherwise (e.g. ``conv1`` of a flow model) is skipped with a warning, and backbone
-    variables the file lacks (e.g. non-local blocks) keep their initial values. TSM's
-    wrapper names (``conv1.conv.net``) are matched as in ``convert.mmaction2``.
-    Returns new dicts; ``variables`` is not modified.
-    """
+    """``actionjax.models.pretrained.load_pretrained_backbone`` that also takes a torchvision
+    ``.pth`` (converted on the fly, which needs torch)."""
     path = os.fspath(path)
-    pretrained = _read_pretrained(path)
-    if 'backbone' not in variables.get('params', {}):
-        raise ValueError('variables have no "backbone" params; load_pretrained_backbone expects the '
-                         'variables of a recognizer (model.init output)')
-    source = {torch_key(c, p): (c, p) for c, tree in pretrained.items() for p, _ in iter_leaves(tree)}
-    target = {torch_key(c, p): (c, p) for c in ('params', 'batch_stats')
-              for p, _ in iter_leaves(variables.get(c, {}).get('backbone', {}))}
-    pairs, missing, unused, ambiguous = match_keys(list(source), list(target))
-    if ambiguous:
-        raise ValueError(f'{path}: ambiguous backbone keys: {ambiguous}')
-    out = _copy_tree(variables)
-    skipped = []
-    for key, src in pairs.items():
-        (collection, path_t), (src_collection, path_s) = target[key], source[src]
-        new = np.asarray(get_leaf(pretrained[src_collection], path_s))
-        old = get_leaf(out[collection]['backbone'], path_t)
-        if tuple(new.shape) != tuple(old.shape) and path_t[-1] == 'kernel':
-            new = inflate_kernel(new, tuple(old.shape))
-        if tuple(new.shape) != tuple(old.shape):
-            skipped.append(f'{key} {tuple(new.shape)} vs model {tuple(old.shape)}')
-            continue
-        set_leaf(out[collection]['backbone'], path_t, new.astype(old.dtype))
-    if skipped:
-        warnings.warn(f'{path}: shapes differ, kept the initial values of backbone.'
-                      + ', backbone.'.join(skipped), stacklevel=2)
-    if unused:
-        logger.info('%s: these pretrained parameters are not loaded: %s', path, ', '.join(unused))
-    if missing:
-        logger.info('%s: backbone variables not in the pretrained file keep their init: %s', path,
-                    ', '.join(missing))
-    return out
+    if os.path.isfile(path):
+        return load_backbone(variables, convert_torchvision(path), source=path)
+    return load_backbone(variables, path)
 
 
 def main(argv: list[str] | None = None) -> int:

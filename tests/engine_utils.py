@@ -20,7 +20,7 @@ NUM_TRAIN, NUM_VAL = 16, 10
 
 def tiny_workspace(root: str) -> str:
     """Write ``root/tiny_synthetic`` (the appearance set only) and return ``root``."""
-    from actionjax.tools.make_synthetic import make_synthetic
+    from actionjax.data.synthetic import make_synthetic
 
     make_synthetic(os.path.join(root, 'tiny_synthetic'), sets=('appearance',), num_train=NUM_TRAIN,
                    num_val=NUM_VAL, size=32, num_frames=8)

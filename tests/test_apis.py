@@ -8,8 +8,8 @@ import pytest
 
 from actionjax.apis import LoadedRecognizer, inference_recognizer, init_recognizer
 from actionjax.data.pipelines import Compose
+from actionjax.data.synthetic import write_video
 from actionjax.models.checkpoint_io import load_variables, save_variables
-from actionjax.tools.make_synthetic import write_video
 
 MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
 

@@ -116,9 +116,15 @@ def test_merge_from_dict_dict_value_merges_like_mmcv(recipe):
     assert recipe.model.backbone == {'type': 'X'}
 
 
+def test_override_adds_missing_keys_and_names_a_likely_typo(recipe, capsys):
+    recipe.merge_from_dict({'model.backbone.dpeth': 1, 'model.backbone.norm_eval': True})
+    assert recipe.model.backbone.dpeth == 1  # added, as mmengine does
+    assert "did you mean 'model.backbone.depth'?" in capsys.readouterr().err
+    recipe.merge_from_dict({'model.cls_head.brand_new': 2})
+    assert 'did you mean' not in capsys.readouterr().err
+
+
 def test_override_errors_name_the_key(recipe):
-    with pytest.raises(ConfigError, match=r"no key 'model.backbone.dpeth'; did you mean depth\?"):
-        recipe.merge_from_dict({'model.backbone.dpeth': 1})
     with pytest.raises(ConfigError, match='model.backbone.depth is a int, not a dict'):
         recipe.merge_from_dict({'model.backbone.depth.x': 1})
     with pytest.raises(ConfigError, match='index 9 is out of range for data.train.pipeline'):
@@ -183,6 +189,19 @@ def test_mmaction2_configs_load_as_the_reference_does(lib):
         assert json.loads(json.dumps(cfg.to_dict())) == expected, rel_path
 
 
+def test_cfg_options_that_add_keys_and_base_references_resolve_as_mmengine():
+    with open(os.path.join(MM, 'golden_mmengine_options.json')) as f:
+        golden = json.load(f)
+    options = golden['options']
+    cfg = Config.fromfile(os.path.join(MM, options['config']))
+    cfg.merge_from_dict(options['options'])
+    assert json.loads(json.dumps(cfg.to_dict())) == options['resolved']
+    refs = golden['references']
+    cfg = Config.fromfile(os.path.join(MM, refs['config']))
+    assert json.loads(json.dumps(cfg.to_dict())) == refs['resolved']
+    assert cfg.model.cls_head.num_classes == 100 and cfg.backbone_copy.depth == 50
+
+
 def test_tsn_0x_recipe_has_the_expected_sections():
     cfg = Config.fromfile(os.path.join(MM, 'v0x', 'recognition', 'tsn',
                                        'tsn_r50_video_320p_1x1x3_100e_kinetics400_rgb.py'))
@@ -205,7 +224,7 @@ def test_train_help_lists_every_flag():
 def test_train_reports_a_bad_override_in_one_line():
     config = os.path.join(FIX, 'bases', 'level2_recipe.py')
     proc = subprocess.run([sys.executable, '-m', 'actionjax.train', '--config', config,
-                           '--cfg-options', 'model.backbone.dpeth=1'],
+                           '--cfg-options', 'model.backbone.depth.x=1'],
                           cwd=REPO, capture_output=True, text=True)
     assert proc.returncode != 0
-    assert proc.stderr.strip().splitlines()[-1].startswith("error: cfg-options 'model.backbone.dpeth'")
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: cfg-options 'model.backbone.depth.x'")

@@ -162,7 +162,7 @@ def test_errors_when_building(tiny_params):
         build_constructor(dict(type='SGD', paramwise_cfg=dict(bias_lr_mult=2.0)))(tiny_params)
     with pytest.raises(TypeError, match="building optimizer 'SGD'.*betas"):
         build_constructor(dict(type='SGD', lr=0.1, betas=(0.9, 0.99)))(tiny_params)
-    with pytest.raises(ValueError, match='momentum_config needs an optimizer with momentum or betas'):
+    with pytest.raises(ValueError, match='a momentum schedule needs an optimizer with momentum or betas'):
         build_constructor(dict(type='Adagrad', lr=0.1))(tiny_params, momentum_schedule=lambda s: 0.9)
 
 

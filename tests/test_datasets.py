@@ -8,9 +8,9 @@ import pytest
 
 from actionjax.data import RawframeDataset, VideoDataset, build_dataset
 from actionjax.data.datasets import RepeatDataset
+from actionjax.data.synthetic import make_set
 from actionjax.registry import DATASETS
 from actionjax.tools import check_videos
-from actionjax.tools.make_synthetic import make_set
 
 IDENTITY = [lambda results: results]  # a pipeline that returns the annotation as it is
 
@@ -147,7 +147,7 @@ def test_check_videos_command(videos, tmp_path, capsys):
 def test_rawframes_decode_and_check(tmp_path):
     import cv2
 
-    from actionjax.tools.make_synthetic import render_clip
+    from actionjax.data.synthetic import render_clip
 
     clip = render_clip('appearance', 2, np.random.default_rng(0), size=32, num_frames=8)
     for name in ('clip_a', 'clip_b'):

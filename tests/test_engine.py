@@ -22,7 +22,6 @@ from engine_utils import REPO, TINY_CONFIG, cli_env, json_records
 
 from actionjax.config import Config
 from actionjax.engine import build
-from actionjax.engine import metrics as M
 from actionjax.engine.checkpoint import (
     CheckpointPolicy,
     find_latest,
@@ -31,14 +30,15 @@ from actionjax.engine.checkpoint import (
     restore_checkpoint,
     save_checkpoint,
 )
-from actionjax.engine.compat import to_runtime_config
-from actionjax.engine.evaluation import BestTracker
+from actionjax.engine.evaluation import BestTracker, build_metrics
 from actionjax.engine.logger import RunLogger, setup_logger
-from actionjax.engine.runner import LoopConfig, NonFiniteLossError, run_training
+from actionjax.engine.runner import LoopConfig, NonFiniteLossError, Validation, run_training
 from actionjax.engine.sharding import batch_sharded, make_mesh, replicated
 from actionjax.engine.state import TrainState
 from actionjax.engine.steps import make_train_step
+from actionjax.metrics import accuracy as M
 from actionjax.models import build_model
+from actionjax.runtime_config import to_runtime_config
 
 FIXTURES = os.path.join(REPO, 'tests', 'fixtures', 'engine')
 
@@ -79,8 +79,11 @@ def test_save_best_rules_follow_mmcv():
 
 # --------------------------------------------------------------------------- configs
 
-def test_mmaction2_1x_keys_map_to_the_0x_path():
+def test_mmaction2_1x_keys_map_to_the_runtime_form():
     cfg = Config(dict(
+        model=dict(type='Recognizer2D', backbone=dict(type='ResNet'),
+                   cls_head=dict(type='TSNHead', num_classes=4, in_channels=8, average_clips='prob'),
+                   data_preprocessor=dict(type='ActionDataPreprocessor', mean=[1, 2, 3], std=[4, 5, 6])),
         train_cfg=dict(type='EpochBasedTrainLoop', max_epochs=50, val_begin=1, val_interval=5),
         optim_wrapper=dict(constructor='TSMOptimWrapperConstructor', paramwise_cfg=dict(fc_lr5=True),
                            optimizer=dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=1e-4),
@@ -95,23 +98,55 @@ def test_mmaction2_1x_keys_map_to_the_0x_path():
         vis_backends=[dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')],
         resume=True))
     out = to_runtime_config(cfg)
-    assert out.total_epochs == 50
+    assert out.train_loop == dict(by_epoch=True, max_epochs=50, max_iters=None, val_interval=5, val_begin=1)
     assert out.optimizer == dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=1e-4,
                                  paramwise_cfg=dict(fc_lr5=True), constructor='TSMOptimWrapperConstructor')
-    assert out.optimizer_config == dict(grad_clip=dict(max_norm=20, norm_type=2))
-    assert out.lr_config == cfg.param_scheduler
-    assert out.checkpoint_config == dict(interval=3, max_keep_ckpts=3)
-    assert out.evaluation == dict(interval=5, metrics=['top_k_accuracy', 'mean_class_accuracy'],
-                                  save_best='auto')
-    assert out.log_config == dict(interval=10, hooks=[dict(type='TextLoggerHook'),
-                                                      dict(type='TensorboardLoggerHook')])
-    assert out.data.videos_per_gpu == 16 and out.data.workers_per_gpu == 8
-    assert out.data.train.ann_file == 'a' and out.data.val.ann_file == 'b'
-    assert out.data.val_dataloader == dict(videos_per_gpu=4, workers_per_gpu=2)
-    assert out.resume_from == 'auto'
-    # a 0.x config passes through unchanged
-    legacy = Config.fromfile(TINY_CONFIG)
-    assert to_runtime_config(legacy) == legacy
+    assert out.grad_clip == dict(max_norm=20, norm_type=2)
+    assert out.lr_schedule == cfg.param_scheduler and out.momentum_schedule is None
+    assert out.checkpoint == dict(interval=3, max_keep_ckpts=3, save_last=True, interval_iters=None,
+                                  save_optimizer=True, by_epoch=True)
+    assert out.save_best == 'auto'
+    assert out.val_metrics == [dict(type='AccMetric', metric_list=['top_k_accuracy', 'mean_class_accuracy'])]
+    assert out.log == dict(interval=10, tensorboard=True)
+    assert out.data.train == dict(dataset=dict(type='VideoDataset', ann_file='a'), batch_size=16,
+                                  num_workers=8)
+    assert out.data.val == dict(dataset=dict(type='VideoDataset', ann_file='b'), batch_size=4, num_workers=2)
+    assert out.resume_from == 'auto' and out.load_from is None
+
+
+def test_a_momentum_scheduler_in_param_scheduler_schedules_momentum():
+    """The bug the runtime config fixes: 1.x momentum schedulers used to be dropped."""
+    scheduler = [dict(type='CosineAnnealingLR', T_max=10, by_epoch=False),
+                 dict(type='CosineAnnealingMomentum', T_max=10, eta_min=0.85, by_epoch=False)]
+    cfg = Config(dict(model=dict(type='Recognizer2D'), train_cfg=dict(by_epoch=False, max_iters=10),
+                      optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.95)),
+                      param_scheduler=scheduler))
+    out = to_runtime_config(cfg)
+    assert out.lr_schedule == scheduler and out.momentum_schedule == scheduler
+    assert out.train_loop['by_epoch'] is False and out.train_loop['max_iters'] == 10
+
+
+def test_one_meaning_under_both_generations_keys_is_an_error():
+    from actionjax.config import ConfigError
+
+    base = dict(model=dict(type='Recognizer2D'), optimizer=dict(type='SGD', lr=0.1), total_epochs=1)
+    both = ((dict(optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1))), 'optim_wrapper'),
+            (dict(lr_config=dict(policy='step', step=[1]), param_scheduler=[]), 'param_scheduler'),
+            (dict(train_cfg=dict(max_epochs=3)), 'train_cfg'),
+            (dict(data=dict(), train_dataloader=dict(dataset={})), 'train_dataloader'))
+    for extra, names in both:
+        with pytest.raises(ConfigError, match=names):
+            to_runtime_config(Config(dict(base, **extra)))
+
+
+def test_an_unread_key_that_looks_like_a_typo_is_reported(caplog):
+    cfg = Config(dict(model=dict(type='Recognizer2D'), optimizer=dict(type='SGD', lr=0.1), total_epoch=1,
+                      lr_confg=dict(policy='step', step=[1]), train_pipeline=[]))
+    with caplog.at_level('WARNING', logger='actionjax'):
+        to_runtime_config(cfg)
+    assert "'total_epoch' is not read by actionjax; did you mean 'total_epochs'" in caplog.text
+    assert "'lr_confg'" in caplog.text and "'lr_config'" in caplog.text
+    assert 'train_pipeline' not in caplog.text
 
 
 def test_real_recipe_without_kinetics_says_how_to_prepare_it_and_which_demo_to_run(tmp_path, monkeypatch):
@@ -221,7 +256,8 @@ def tiny():
     """The tiny TSN's config, model and initial variables (compiled once for the module)."""
     cfg = to_runtime_config(Config.fromfile(TINY_CONFIG))
     model = build_model(cfg)
-    sample = ArrayDataset(1).imgs[:1]
+    data = ArrayDataset(1)
+    sample = {'imgs': data.imgs[:1], 'label': data.labels[:1].astype(np.int32)}
     return cfg, model, build.init_variables(model, sample, seed=0), sample
 
 
@@ -229,13 +265,12 @@ def _tx(cfg, model, variables, sample, iters_per_epoch, lr=None):
     if lr is not None:
         cfg = Config(dict(cfg), cfg.filename)
         cfg['optimizer'] = dict(cfg['optimizer'], lr=lr)
-    lr_fn, mom_fn = build.build_schedules(cfg, iters_per_epoch)
-    return build.build_tx(cfg, model, variables, sample, lr_fn, mom_fn), lr_fn
+    return build.build_tx(cfg, model, variables, sample, iters_per_epoch)
 
 
 def test_train_step_donates_the_state_and_learns(tiny):
     cfg, model, variables, sample = tiny
-    tx, _ = _tx(cfg, model, variables, sample, iters_per_epoch=4)
+    tx = _tx(cfg, model, variables, sample, iters_per_epoch=4)
     state = jax.device_put(TrainState.create(variables, tx, jax.random.PRNGKey(0)))
     step = make_train_step(model, tx)
     data = ArrayDataset(8)
@@ -247,7 +282,7 @@ def test_train_step_donates_the_state_and_learns(tiny):
         losses.append(float(metrics['loss']))
         assert jax.tree.leaves(old.params)[0].is_deleted()  # buffers reused by the new state
     assert int(state.step) == 6
-    assert set(metrics) >= {'loss', 'loss_cls', 'top1_acc', 'top5_acc'}
+    assert set(metrics) >= {'loss', 'loss_cls', 'top1_acc', 'top5_acc', 'lr'}
     assert losses[-1] < losses[0]
 
 
@@ -257,16 +292,17 @@ def _loop(tmp_path, tiny, lr=None, epochs=2, checkpoint=None):
     cfg, model, variables, sample = tiny
     loader = build_dataloader(ArrayDataset(16), batch_size=4, shuffle=True, seed=0, drop_last=True)
     val = build_dataloader(ArrayDataset(10, seed=1), batch_size=4)
-    tx, lr_fn = _tx(cfg, model, variables, sample, len(loader), lr)
+    tx = _tx(cfg, model, variables, sample, len(loader), lr)
     state = TrainState.create(variables, tx, jax.random.PRNGKey(0))
-    loop = LoopConfig(work_dir=str(tmp_path), max_epochs=epochs, log_interval=2,
-                      metrics=('top_k_accuracy', 'mean_class_accuracy'), save_best='auto',
+    loop = LoopConfig(work_dir=str(tmp_path), by_epoch=True, max_epochs=epochs, max_iters=None,
+                      val_interval=1, val_begin=1, log_interval=2, save_best='auto', rule=None,
                       checkpoint=checkpoint or dict(interval=1))
+    metrics = build_metrics([dict(type='AccMetric', metric_list=['top_k_accuracy', 'mean_class_accuracy'])])
     mesh = make_mesh()
-    run_log = RunLogger(str(tmp_path), 'run', dict(interval=2), setup_logger())
+    run_log = RunLogger(str(tmp_path), 'run', False, setup_logger())
     try:
-        return run_training(model, tx, lr_fn, state, loader, loop, (replicated(mesh), batch_sharded(mesh)),
-                            run_log, val_data=val, val_size=10)
+        return run_training(model, tx, state, loader, loop, (replicated(mesh), batch_sharded(mesh)),
+                            run_log, val=Validation(val, ArrayDataset(10, seed=1), metrics))
     finally:
         run_log.close()
 

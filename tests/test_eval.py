@@ -21,11 +21,11 @@ from actionjax import demo, test, train
 from actionjax.config import Config
 from actionjax.data import build_dataloader, build_dataset
 from actionjax.engine import build
-from actionjax.engine.compat import to_runtime_config
-from actionjax.engine.evaluation import predict
+from actionjax.engine.evaluation import build_metrics, run_evaluation
 from actionjax.engine.sharding import batch_sharded, make_mesh, replicated
 from actionjax.engine.steps import make_eval_step
 from actionjax.models import build_model
+from actionjax.runtime_config import to_runtime_config
 
 CONVERT = os.path.join(REPO, 'tests', 'fixtures', 'convert')
 
@@ -65,13 +65,31 @@ def test_every_sample_is_scored_exactly_once_when_the_batch_does_not_divide_the_
     for batch_size in (4, 5):  # 10 videos: 4 + 4 + 2 real rows and 2 padded; 5 + 5, no padding
         loader = build_dataloader(dataset, batch_size=batch_size)
         valid = [int(b['valid'].sum()) for b in loader]
-        outputs[batch_size] = predict(step, variables, loader, batch_sharded(mesh), len(dataset))
-        assert sum(valid) == NUM_VAL
+        kept = _Keep()
+        results, unreadable = run_evaluation(step, variables, loader, batch_sharded(mesh),
+                                             [kept, *build_metrics(cfg.val_metrics)], dataset)
+        outputs[batch_size] = np.concatenate(kept.scores), np.concatenate(kept.labels), results
+        assert sum(valid) == NUM_VAL and unreadable == []
     assert valid == [5, 5]
-    scores, labels = outputs[4]
+    scores, labels, results = outputs[4]
     assert scores.shape == (NUM_VAL, 5) and labels.tolist() == _val_labels(root)
     np.testing.assert_allclose(scores, outputs[5][0], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-5)  # average_clips='prob'
+    assert results == outputs[5][2] and set(results) == {'top1_acc', 'top5_acc', 'mean_class_accuracy'}
+
+
+class _Keep:
+    """A metric that keeps what it is given."""
+
+    def __init__(self):
+        self.scores, self.labels = [], []
+
+    def process(self, predictions, batch):
+        self.scores.append(predictions['scores'])
+        self.labels.append(batch['label'])
+
+    def compute(self, dataset=None):
+        return {}
 
 
 def test_test_cli_multi_clip_multi_crop_on_a_converted_checkpoint(converted, monkeypatch, capsys):
@@ -85,6 +103,7 @@ def test_test_cli_multi_clip_multi_crop_on_a_converted_checkpoint(converted, mon
     with open('out/results.json') as f:
         saved = json.load(f)
     assert saved['num_videos'] == NUM_VAL and saved['labels'] == _val_labels(root)  # 4 batches of 3, 2 padded
+    assert saved['unreadable'] == [] and saved['num_unreadable'] == 0
     assert saved['metrics'] == results
     # the first video's score equals the converted model applied to its 4 clips x 3 crops
     from actionjax.apis import init_recognizer
@@ -104,7 +123,7 @@ def test_load_from_fills_matching_variables_and_lists_the_head_it_skips(converte
         cfg = to_runtime_config(Config.fromfile(config))
         cfg.model.cls_head.num_classes = num_classes
         model = build_model(cfg)
-        init = build.init_variables(model, np.zeros((1, 2, 16, 16, 3), np.uint8), seed=0)
+        init = build.init_variables(model, {'imgs': np.zeros((1, 2, 16, 16, 3), np.uint8)}, seed=0)
         caplog.clear()
         with caplog.at_level(logging.INFO, logger='actionjax'):
             loaded = build.load_from(init, ckpt)
@@ -158,7 +177,7 @@ def test_backbone_pretrained_names_a_converted_checkpoint(converted, monkeypatch
     cfg = to_runtime_config(Config.fromfile(config))
     cfg.model.backbone.pretrained = ckpt  # a whole recognizer contributes its backbone
     cfg.model.cls_head.num_classes = 4
-    init = build.init_variables(build_model(cfg), np.zeros((1, 2, 16, 16, 3), np.uint8), seed=0)
+    init = build.init_variables(build_model(cfg), {'imgs': np.zeros((1, 2, 16, 16, 3), np.uint8)}, seed=0)
     loaded = build.load_pretrained(init, cfg)
     source = build.read_variables(ckpt)
     backbones = (jax.tree.leaves(v['params']['backbone']) for v in (loaded, source))

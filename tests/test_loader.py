@@ -12,7 +12,7 @@ import pytest
 
 from actionjax.data import VideoDataset, build_dataloader, loader_kwargs
 from actionjax.data.loader import BatchPlan
-from actionjax.tools.make_synthetic import make_set
+from actionjax.data.synthetic import make_set
 
 PIPELINE = [
     dict(type='DecordInit'),
@@ -199,7 +199,8 @@ def test_killed_worker_loses_no_sample_and_shutdown_is_clean(data, reference, tm
 
 
 def test_loader_kwargs_from_configs():
-    cfg = dict(seed=3, data=dict(videos_per_gpu=8, workers_per_gpu=2, val_dataloader=dict(videos_per_gpu=1)))
+    cfg = dict(seed=3, data=dict(videos_per_gpu=8, workers_per_gpu=2, val_dataloader=dict(videos_per_gpu=1),
+                                 train=dict(type='VideoDataset'), val=dict(type='VideoDataset')))
     assert loader_kwargs(cfg, 'train', num_devices=2) == dict(batch_size=16, num_workers=2, shuffle=True,
                                                               drop_last=True, seed=3)
     assert loader_kwargs(cfg, 'val')['batch_size'] == 1 and not loader_kwargs(cfg, 'val')['drop_last']

@@ -314,13 +314,17 @@ def test_test_views_are_averaged_as_mmaction2(tiny_tsm):
 
 
 def test_average_clips_from_head_or_test_cfg():
+    from actionjax.config import ConfigError
+
     head = dict(type='TSNHead', num_classes=3, in_channels=512, average_clips='score')
     backbone = dict(type='ResNet', depth=18)
     assert Recognizer2D(backbone=backbone, cls_head=head).average_clips == 'score'
-    assert Recognizer2D(backbone=backbone, cls_head=dict(head, average_clips=None),
-                        test_cfg=dict(average_clips='prob')).average_clips == 'prob'
-    with pytest.raises(ValueError, match='disagree'):
-        Recognizer2D(backbone=backbone, cls_head=head, test_cfg=dict(average_clips='prob'))
+    # a 0.x test_cfg.average_clips reaches the head through the runtime config
+    model = dict(type='Recognizer2D', backbone=backbone, cls_head=dict(head, average_clips=None),
+                 test_cfg=dict(average_clips='prob'))
+    assert build_model(model).average_clips == 'prob'
+    with pytest.raises(ConfigError, match='disagree'):
+        build_model(dict(model, cls_head=head))
     with pytest.raises(ValueError, match='average_clips'):
         Recognizer2D(backbone=backbone, cls_head=dict(head, average_clips='mean'))
 
@@ -361,9 +365,9 @@ def test_jit_forward_backward_on_cpu(tiny_tsm):
     @jax.jit
     def step(params, batch_stats, key):
         def loss_fn(p):
-            logits, updates = model.apply({'params': p, 'batch_stats': batch_stats}, clip, train=True,
-                                          rngs={'dropout': key}, mutable=['batch_stats'])
-            losses = model.apply({'params': p}, logits, labels, method='loss')
+            losses, updates = model.apply({'params': p, 'batch_stats': batch_stats},
+                                          {'imgs': clip, 'label': labels}, rngs={'dropout': key},
+                                          mutable=['batch_stats'], method='loss')
             return sum(v for k, v in losses.items() if 'loss' in k), updates
         (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
         params = jax.tree_util.tree_map(lambda p, g: p - 0.05 * g, params, grads)
@@ -378,9 +382,11 @@ def test_jit_forward_backward_on_cpu(tiny_tsm):
         params, stats, loss, grads = step(params, stats, jax.random.key(i))
         losses.append(float(loss))
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
-    logits = model.apply({'params': params, 'batch_stats': stats}, clip, method='logits')
-    metrics = model.apply(variables, logits, labels, method='loss')
+    metrics, _ = model.apply({'params': params, 'batch_stats': stats}, {'imgs': clip, 'label': labels},
+                             rngs={'dropout': jax.random.key(9)}, mutable=['batch_stats'], method='loss')
     assert set(metrics) == {'top1_acc', 'top5_acc', 'loss_cls'} and float(metrics['top5_acc']) == 1.0
+    scores = model.apply({'params': params, 'batch_stats': stats}, {'imgs': clip}, method='predict')
+    assert scores['scores'].shape == (2, 5)
     assert float(jnp.abs(grads['backbone']['conv1']['conv']['kernel']).sum()) > 0
     assert float(jnp.abs(grads['backbone']['layer1']['0']['conv1']['conv']['net']['kernel']).sum()) > 0
 

@@ -124,7 +124,7 @@ def run_jax(optimizer_cfg, model, imgs, params, grads, use_momentum_schedule):
     tx = build_optimizer(dict(optimizer_cfg, paramwise_cfg=PARAMWISE), model, {'params': params}, imgs,
                          lr_schedule=lr_at(optimizer_cfg['lr']),
                          momentum_schedule=momentum_at if use_momentum_schedule else None,
-                         optimizer_config=dict(grad_clip=dict(max_norm=MAX_NORM, norm_type=2)))
+                         grad_clip=dict(max_norm=MAX_NORM, norm_type=2))
     params = jax.tree.map(jnp.asarray, params)
     state = tx.init(params)
 

@@ -185,13 +185,12 @@ def test_clip_includes_torch_eps_and_mask():
 
 def test_build_grad_clip_from_config():
     assert build_grad_clip(None) is None
-    assert build_grad_clip(dict(grad_clip=None)) is None
-    assert build_grad_clip(dict(grad_clip=dict(max_norm=40, norm_type=2))) is not None
+    assert build_grad_clip(dict(max_norm=40, norm_type=2)) is not None
     with pytest.raises(ValueError, match='max_norm'):
-        build_grad_clip(dict(grad_clip=dict(norm_type=2)))
+        build_grad_clip(dict(norm_type=2))
     with pytest.raises(ValueError, match='max_norm'):
-        build_grad_clip(dict(grad_clip=dict(max_norm=40, clip_value=3)))
+        build_grad_clip(dict(max_norm=40, clip_value=3))
     with pytest.raises(ValueError, match='grad_clip.max_norm must be > 0'):
-        build_grad_clip(dict(grad_clip=dict(max_norm=0)))
+        build_grad_clip(dict(max_norm=0))
     with pytest.raises(TypeError, match='grad_clip must be a dict'):
-        build_grad_clip(dict(grad_clip=40))
+        build_grad_clip(40)

@@ -114,3 +114,21 @@ def test_the_mmaction2_registries_exist():
                  'OPTIMIZER_BUILDERS', 'LR_SCHEDULES', 'DATASETS', 'PIPELINES'):
         assert isinstance(getattr(registry, name), Registry)
         assert getattr(registry, name).name == name
+
+
+def test_every_registry_is_complete_on_import_alone():
+    """A fresh interpreter that imports only actionjax.registry sees every built-in entry."""
+    import subprocess
+    import sys
+
+    code = '\n'.join([
+        'from actionjax import registry as R',
+        "wanted = {'BACKBONES': 'ResNet', 'HEADS': 'TSNHead', 'RECOGNIZERS': 'Recognizer2D',",
+        "          'LOSSES': 'CrossEntropyLoss', 'OPTIMIZERS': 'SGD',",
+        "          'OPTIMIZER_BUILDERS': 'TSMOptimizerConstructor', 'LR_SCHEDULES': 'Step',",
+        "          'DATASETS': 'VideoDataset', 'PIPELINES': 'SampleFrames', 'METRICS': 'AccMetric'}",
+        'for name, entry in wanted.items():',
+        '    assert entry in getattr(R, name), (name, entry)',
+        "print('ok')"])
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == 'ok', out.stderr

@@ -87,3 +87,54 @@ def jax_leaves(tree: dict) -> list[np.ndarray]:
     import jax
 
     return [np.asarray(x) for x in jax.tree.leaves(tree)]
+
+
+# --------------------------------------------------------------------------- iteration-based
+
+ITER_DEMO = os.path.join(os.path.dirname(TINY_CONFIG), '..', '..', '..', 'configs', 'tsn_demo_iter.py')
+# the iteration-based demo on 16 videos at 64x64: 8 iterations per epoch, 12 in all (the run
+# crosses an epoch boundary), validation and a checkpoint every 4 iterations
+ITER_ARGS = ['--config', os.path.abspath(ITER_DEMO), '--cfg-options',
+             'train_cfg.max_iters=12', 'train_cfg.val_interval=4', 'default_hooks.checkpoint.interval=4',
+             'default_hooks.logger.interval=1', 'train_dataloader.batch_size=2',
+             'val_dataloader.batch_size=4',
+             'param_scheduler.1.T_max=12', 'param_scheduler.1.end=12', 'param_scheduler.0.end=4',
+             *(f'{split}_dataloader.dataset.{key}={value}' for split in ('train', 'val', 'test')
+               for key, value in (('ann_file', f'demo64/appearance/{"train" if split == "train" else "val"}'
+                                               '_list.txt'),
+                                  ('data_prefix', 'demo64/appearance/videos'), ('synthetic_root', 'demo64')))]
+
+
+def test_iteration_based_demo_validates_and_resumes_exactly_after_sigkill(tmp_path):
+    from actionjax.data.synthetic import make_synthetic
+
+    root = str(tmp_path)
+    make_synthetic(os.path.join(root, 'demo64'), sets=('appearance',), num_train=16, num_val=10, size=64,
+                   num_frames=8)
+    env = cli_env()
+    cmd = [sys.executable, '-m', 'actionjax.train', *ITER_ARGS]
+    reference = subprocess.Popen([*cmd, '--work-dir', 'reference'], cwd=root, env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    victim = subprocess.Popen([*cmd, '--work-dir', 'victim'], cwd=root, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_iteration(os.path.join(root, 'victim'), victim, 5)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+    latest = find_latest(os.path.join(root, 'victim'))
+    assert latest is not None and os.path.basename(latest).startswith('iter_'), latest
+    run_module('actionjax.train', [*ITER_ARGS, '--work-dir', 'victim', '--auto-resume'], cwd=root)
+    assert reference.wait(timeout=600) == 0, reference.stderr.read()
+
+    ref_losses = losses_by_iter(os.path.join(root, 'reference'))
+    resumed_losses = losses_by_iter(os.path.join(root, 'victim'))
+    assert sorted(ref_losses) == list(range(1, 13)) == sorted(resumed_losses)
+    for it in ref_losses:
+        assert resumed_losses[it] == ref_losses[it], (it, resumed_losses[it], ref_losses[it])
+    ref_val = {r['iter']: r['top1_acc'] for r in json_records(os.path.join(root, 'reference'), 'val')}
+    resumed_val = {r['iter']: r['top1_acc'] for r in json_records(os.path.join(root, 'victim'), 'val')}
+    assert sorted(ref_val) == [4, 8, 12] and resumed_val == ref_val
+    assert {'iter_8', 'iter_12'} <= set(os.listdir(os.path.join(root, 'reference')))

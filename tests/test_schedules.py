@@ -15,13 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from actionjax.optim.schedules import (
-    LR_SCHEDULES,
-    ScheduleConfigError,
-    build_lr_schedule,
-    build_momentum_schedule,
-    int_power,
-)
+from actionjax.optim.schedule_builder import build_lr_schedule, build_momentum_schedule
+from actionjax.optim.schedules import LR_SCHEDULES, ScheduleConfigError, int_power
 from actionjax.registry import RegistryError
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures', 'schedules')

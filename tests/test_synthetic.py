@@ -6,9 +6,9 @@ import decord
 import numpy as np
 import pytest
 
+from actionjax.data import synthetic as make_synthetic_module
+from actionjax.data.synthetic import CLASSES, ensure_synthetic, is_complete, make_synthetic, render_clip
 from actionjax.tools import browse_data
-from actionjax.tools import make_synthetic as make_synthetic_module
-from actionjax.tools.make_synthetic import CLASSES, ensure_synthetic, is_complete, make_synthetic, render_clip
 
 
 @pytest.fixture(scope='module')

@@ -72,7 +72,7 @@ def render_kinetics_like(rng: np.random.Generator, height: int = 256, width: int
     a moving object and sensor noise, so that the encoder writes real inter frames."""
     import cv2
 
-    from actionjax.tools.make_synthetic import _textured_patch
+    from actionjax.data.synthetic import _textured_patch
 
     scene_h, scene_w = height + num_frames, width + num_frames  # room for a pan of 1 px/frame
     coarse = rng.uniform(20, 235, size=(12, 16, 3)).astype(np.float32)
@@ -110,7 +110,7 @@ def make_benchmark_videos(folder: str, num_videos: int, repeat_to: int,
                           codec: str = 'mpeg4') -> tuple[str, str]:
     """Write ``num_videos`` Kinetics-like mp4 files (once) and an annotation list of
     ``repeat_to`` lines cycling through them; returns the list's path and the videos' folder."""
-    from actionjax.tools.make_synthetic import write_video
+    from actionjax.data.synthetic import write_video
 
     videos = osp.join(folder, 'videos' if codec == 'mpeg4' else f'videos_{codec}')
     os.makedirs(videos, exist_ok=True)

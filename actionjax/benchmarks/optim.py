@@ -83,7 +83,7 @@ def _jitted_step(tx: optax.GradientTransformation):
 
 def run(args: argparse.Namespace) -> dict:
     from actionjax.optim import build_optimizer
-    from actionjax.optim.schedules import build_lr_schedule
+    from actionjax.optim.schedule_builder import build_lr_schedule
 
     model, shapes, cfg, imgs = _setup(getattr(args, 'config', None))
     lr_config = cfg.pop('lr_config')

@@ -92,7 +92,7 @@ def sgd_step(lr_fn: Callable[[jax.Array], jax.Array]) -> Callable[..., Any]:
 
 
 def _schedules(config: str | None, iters_per_epoch: int) -> dict[str, Callable[[Any], Any]]:
-    from actionjax.optim.schedules import build_lr_schedule
+    from actionjax.optim.schedule_builder import build_lr_schedule
 
     base_lr, lr_config, epochs = BASE_LR, LR_CONFIG, EPOCHS
     if config:

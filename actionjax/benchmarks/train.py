@@ -45,21 +45,21 @@ def _sample_shape(cfg: Any, input_shape: list[int] | None) -> tuple[int, ...]:
     from actionjax.data import build_dataset
     from actionjax.engine.build import sample_batch
 
-    return sample_batch(build_dataset(cfg, 'data.train')).shape[1:]
+    return sample_batch(build_dataset(cfg, 'data.train'))['imgs'].shape[1:]
 
 
 def run(args: argparse.Namespace) -> dict:
     from actionjax.config import Config
     from actionjax.engine import build
-    from actionjax.engine.compat import to_runtime_config
     from actionjax.engine.sharding import batch_sharded, make_mesh, replicated, to_device
     from actionjax.engine.state import TrainState
     from actionjax.engine.steps import make_train_step
     from actionjax.models import build_model
+    from actionjax.runtime_config import to_runtime_config
 
     cfg = to_runtime_config(Config.fromfile(args.config))
     mesh = make_mesh()
-    batch_size = build.videos_per_gpu(cfg, 'train') * jax.device_count()
+    batch_size = cfg.data.train.batch_size * jax.device_count()
     shape = _sample_shape(cfg, args.input_shape)
     rng = np.random.default_rng(0)
     batch = {'imgs': rng.integers(0, 256, size=(batch_size, *shape), dtype=np.uint8),
@@ -67,11 +67,10 @@ def run(args: argparse.Namespace) -> dict:
     device_batch = to_device(batch, batch_sharded(mesh))
 
     model = build_model(cfg)
-    variables = build.init_variables(model, batch['imgs'][:1], seed=0)
-    iters_per_epoch = 100
-    lr_fn, mom_fn = build.build_schedules(cfg, iters_per_epoch)
+    sample = {k: v[:1] for k, v in batch.items()}
+    variables = build.init_variables(model, sample, seed=0)
     optimizers = {
-        'full': build.build_tx(cfg, model, variables, batch['imgs'][:1], lr_fn, mom_fn),
+        'full': build.build_tx(cfg, model, variables, sample, iters_per_epoch=100),
         'plain_sgd': optax.sgd(float(cfg.optimizer['lr']), momentum=0.9),
     }
     candidates = {}

@@ -261,7 +261,7 @@ class SyntheticVideoDataset(VideoDataset):
 
     The demo configs use it so that ``python -m actionjax.train --config
     configs/<demo>.py`` works on a fresh checkout with no download: if ``synthetic_root``
-    is not complete yet, ``actionjax.tools.make_synthetic.ensure_synthetic`` writes it
+    is not complete yet, ``actionjax.data.synthetic.ensure_synthetic`` writes it
     (a few seconds), then this is a plain ``VideoDataset``.
 
     Args:
@@ -271,7 +271,7 @@ class SyntheticVideoDataset(VideoDataset):
 
     def __init__(self, ann_file: str, pipeline: Sequence[Any], synthetic_root: str = 'data/synthetic',
                  **kwargs: Any) -> None:
-        from actionjax.tools.make_synthetic import ensure_synthetic
+        from actionjax.data.synthetic import ensure_synthetic
 
         ensure_synthetic(synthetic_root)
         super().__init__(ann_file, pipeline, **kwargs)
@@ -308,37 +308,26 @@ class RepeatDataset:
         return f'RepeatDataset({self.dataset!r}, times={self.times})'
 
 
-def _lookup(cfg: Mapping[str, Any], key_path: str) -> Any:
-    node: Any = cfg
-    for part in key_path.split('.'):
-        if not isinstance(node, Mapping) or part not in node:
-            raise KeyError(f'config has no {key_path!r} (missing {part!r}); a dataset config looks like '
-                           f"data=dict(train=dict(type='VideoDataset', ann_file=..., pipeline=[...]))")
-        node = node[part]
-    return node
-
-
-# MMAction2 1.x keeps datasets under <split>_dataloader.dataset.
-_KEY_PATHS_1X = {'data.train': 'train_dataloader.dataset', 'data.val': 'val_dataloader.dataset',
-                 'data.test': 'test_dataloader.dataset'}
-
-
 def build_dataset(cfg: Mapping[str, Any], key_path: str = 'data.train', **default_args: Any) -> BaseDataset:
-    """Build the dataset at ``key_path`` of a config (``DATASETS.build``).
+    """Build a dataset (``DATASETS.build``).
 
-    ``cfg`` is either the whole config (the dataset config is looked up at
-    ``key_path``; ``'data.train'`` falls back to MMAction2 1.x's
-    ``'train_dataloader.dataset'``) or a dataset config itself (it has a ``type``;
-    ``key_path`` then only names it in error messages). ``default_args`` fill in
-    arguments the config leaves out (e.g. ``test_mode=True``).
+    ``cfg`` is a dataset config (it has a ``type``; ``key_path`` then only names it in
+    error messages) or a whole config, whose split ``key_path`` names (``'data.train'``,
+    ``'data.val'``, ``'data.test'``) is read from its runtime form, wherever the file
+    keeps it (0.x ``data.train``, 1.x ``train_dataloader.dataset``). ``default_args``
+    fill in arguments the config leaves out (e.g. ``test_mode=True``).
     """
     if 'type' in cfg:
-        ds_cfg = cfg
-    else:
-        if key_path in _KEY_PATHS_1X and key_path.split('.')[0] not in cfg:
-            key_path = _KEY_PATHS_1X[key_path]
-        ds_cfg = _lookup(cfg, key_path)
-    return _build(ds_cfg, key_path, **default_args)
+        return _build(cfg, key_path, **default_args)
+    from actionjax.runtime_config import data_config
+
+    split = key_path.split('.')[-1]
+    entry = data_config(cfg).get(split)
+    if entry is None:
+        raise KeyError(f'the config has no {split} dataset ({key_path!r}, or {split}_dataloader.dataset in '
+                       'MMAction2 1.x); a dataset config looks like '
+                       "data=dict(train=dict(type='VideoDataset', ann_file=..., pipeline=[...]))")
+    return _build(entry['dataset'], entry['cfg_key'], **default_args)
 
 
 def _build(ds_cfg: Mapping[str, Any], key_path: str, **default_args: Any) -> Any:

@@ -547,23 +547,15 @@ def build_dataloader(dataset: Any, *, batch_size: int, num_workers: int = 0, shu
 
 
 def loader_kwargs(cfg: Mapping[str, Any], split: str = 'train', num_devices: int = 1) -> dict[str, Any]:
-    """``build_dataloader`` arguments for ``split`` of an MMAction2 0.x or 1.x config.
-
-    0.x: ``data.videos_per_gpu`` / ``workers_per_gpu``, overridden by
-    ``data.{train,val,test}_dataloader``; 1.x: ``{split}_dataloader.batch_size`` /
-    ``num_workers``. ``batch_size`` is per process: videos per device x ``num_devices``.
+    """``build_dataloader`` arguments for ``split`` of a config (any generation: read through
+    its runtime form). ``batch_size`` is per process: samples per device x ``num_devices``.
     Training shuffles and drops the last incomplete batch; val/test do neither.
     """
-    data = cfg.get('data')
-    if data is not None:
-        per_split = dict(data.get(f'{split}_dataloader', {}))
-        per_device = per_split.get('videos_per_gpu', data.get('videos_per_gpu', 1))
-        workers = per_split.get('workers_per_gpu', data.get('workers_per_gpu', 0))
-    else:
-        loader_cfg = cfg.get(f'{split}_dataloader')
-        if loader_cfg is None:
-            raise KeyError(f'config has neither data.videos_per_gpu nor {split}_dataloader.batch_size')
-        per_device, workers = loader_cfg.get('batch_size', 1), loader_cfg.get('num_workers', 0)
+    from actionjax.runtime_config import data_config
+
+    entry = data_config(cfg).get(split)
+    if entry is None:
+        raise KeyError(f'the config has no {split} data (data.{split} or {split}_dataloader)')
     train = split == 'train'
-    return dict(batch_size=int(per_device) * num_devices, num_workers=int(workers), shuffle=train,
-                drop_last=train, seed=int(cfg.get('seed') or 0))
+    return dict(batch_size=entry['batch_size'] * num_devices, num_workers=entry['num_workers'],
+                shuffle=train, drop_last=train, seed=int(cfg.get('seed') or 0))

@@ -1,4 +1,4 @@
-"""``python -m actionjax.tools.make_synthetic --out data/synthetic``: a small labelled video dataset.
+"""A small labelled video dataset, generated (``python -m actionjax.tools.make_synthetic``).
 
 Two sets of real mp4 files (MPEG-4 part 2, written by OpenCV, read by decord) with
 annotation lists in MMAction2's ``path label`` format:
@@ -24,12 +24,10 @@ Everything is drawn from ``--seed``, so two runs write the same frames.
 
 from __future__ import annotations
 
-import argparse
 import os
 import os.path as osp
 import shutil
 import tempfile
-import time
 from collections.abc import Sequence
 
 import cv2
@@ -204,27 +202,3 @@ def ensure_synthetic(root: str = 'data/synthetic', **kwargs) -> str:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return root
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog='python -m actionjax.tools.make_synthetic',
-                                     description=__doc__.split('\n\n')[0])
-    parser.add_argument('--out', default='data/synthetic', help='output folder (default: data/synthetic)')
-    parser.add_argument('--sets', nargs='+', choices=SETS, default=list(SETS))
-    parser.add_argument('--num-train', type=int, default=200, help='training videos per set')
-    parser.add_argument('--num-val', type=int, default=80, help='validation videos per set')
-    parser.add_argument('--size', type=int, default=64, help='frame height and width in pixels')
-    parser.add_argument('--frames', type=int, default=32, help='frames per video')
-    parser.add_argument('--seed', type=int, default=0)
-    args = parser.parse_args(argv)
-    start = time.perf_counter()
-    os.makedirs(args.out, exist_ok=True)
-    make_synthetic(args.out, args.sets, num_train=args.num_train, num_val=args.num_val, size=args.size,
-                   num_frames=args.frames, seed=args.seed)
-    total = len(args.sets) * (args.num_train + args.num_val)
-    seconds = time.perf_counter() - start
-    print(f'wrote {total} videos ({", ".join(args.sets)}) to {args.out} in {seconds:.1f} s')
-
-
-if __name__ == '__main__':
-    main()

@@ -1,8 +1,9 @@
-"""From a config to the pieces the loop runs: data, model variables, optimizer.
+"""From a runtime config to the pieces the loop runs: data, model variables, optimizer.
 
 ``actionjax.train``, ``actionjax.test`` and the train benchmark share these, so a
-config means the same thing to all three. Configs are first passed through
-``to_runtime_config`` (MMAction2 1.x keys -> 0.x keys).
+config means the same thing to all three. They read only the runtime form
+(``actionjax.runtime_config``): ``cfg.data.train.batch_size``, ``cfg.optimizer``,
+``cfg.lr_schedule``, ``cfg.train_loop``, ...
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ def check_data(cfg: Mapping[str, Any], splits: tuple[str, ...]) -> None:
     and which demo config runs without it. Synthetic datasets generate themselves.
     """
     for split in splits:
-        ds = cfg['data'].get(split)
-        if not ds or ds.get('type') == 'SyntheticVideoDataset':
+        ds = (cfg['data'].get(split) or {}).get('dataset')
+        if not ds or str(ds.get('type', '')).startswith('Synthetic'):
             continue
         ds = ds.get('dataset', ds) if ds.get('type') == 'RepeatDataset' else ds
         root = ds.get('data_root') or ''
@@ -50,22 +51,11 @@ def check_data(cfg: Mapping[str, Any], splits: tuple[str, ...]) -> None:
                     f'{key} at your copy with --cfg-options. {DEMO_HINT}')
 
 
-def videos_per_gpu(cfg: Mapping[str, Any], split: str) -> int:
-    """Per-device batch of a split: ``data.<split>_dataloader.videos_per_gpu`` or ``data.videos_per_gpu``."""
-    data = cfg['data']
-    return int((data.get(f'{split}_dataloader') or {}).get('videos_per_gpu', data.get('videos_per_gpu', 1)))
-
-
-def workers_per_gpu(cfg: Mapping[str, Any], split: str) -> int:
-    data = cfg['data']
-    return int((data.get(f'{split}_dataloader') or {}).get('workers_per_gpu', data.get('workers_per_gpu', 1)))
-
-
 def train_data(cfg: Mapping[str, Any], dataset: Any, batch_size: int, seed: int) -> Any:
     """The training loader: shuffled per epoch from ``seed``, last incomplete batch dropped."""
     from actionjax.data import build_dataloader
 
-    return build_dataloader(dataset, batch_size=batch_size, num_workers=workers_per_gpu(cfg, 'train'),
+    return build_dataloader(dataset, batch_size=batch_size, num_workers=cfg['data']['train']['num_workers'],
                             shuffle=True, seed=seed, drop_last=True)
 
 
@@ -73,40 +63,29 @@ def eval_data(cfg: Mapping[str, Any], dataset: Any, batch_size: int, split: str)
     """A val/test loader: in order, last batch padded and marked ``valid=False``."""
     from actionjax.data import build_dataloader
 
-    return build_dataloader(dataset, batch_size=batch_size, num_workers=workers_per_gpu(cfg, split),
+    return build_dataloader(dataset, batch_size=batch_size, num_workers=cfg['data'][split]['num_workers'],
                             shuffle=False, drop_last=False)
 
 
-def init_variables(model: Any, sample_imgs: np.ndarray, seed: int) -> dict:
-    """``model.init`` on one sample, as plain dicts ``{'params', 'batch_stats'}``."""
+def init_variables(model: Any, sample: Mapping[str, np.ndarray], seed: int) -> dict:
+    """``model.init`` through ``predict`` on a one-sample batch, as plain dicts
+    ``{'params', 'batch_stats'}``; works for any model kind."""
     k_params, k_dropout = jax.random.split(jax.random.PRNGKey(seed))
-    variables = jax.jit(lambda x: model.init({'params': k_params, 'dropout': k_dropout}, x, train=False))(
-        sample_imgs)
+    rngs = {'params': k_params, 'dropout': k_dropout}
+    variables = jax.jit(lambda x: model.init(rngs, x, method='predict'))(dict(sample))
     variables = jax.tree.map(np.asarray, dict(variables))
     variables.setdefault('batch_stats', {})
     return variables
 
 
 def load_pretrained(variables: dict, cfg: Mapping[str, Any]) -> dict:
-    """Initialise the backbone from ``model.backbone.pretrained`` when it names a local file.
+    """Initialise the backbone from ``model.backbone.pretrained`` when it names a converted
+    checkpoint directory (``actionjax.models.pretrained``)."""
+    from actionjax.models.pretrained import load_pretrained_backbone
 
-    ``torchvision://name`` and URLs would need a download, which actionjax never
-    does: the error says how to convert a local file instead.
-    """
-    backbone = (cfg.get('model') or {}).get('backbone') or {}
-    pretrained = backbone.get('pretrained')
+    pretrained = ((cfg.get('model') or {}).get('backbone') or {}).get('pretrained')
     if not pretrained:
         return variables
-    if '://' in str(pretrained):
-        raise ValueError(
-            f'model.backbone.pretrained = {pretrained!r} needs a download, which actionjax never does. '
-            'Convert a local torchvision file (python -m convert.torchvision resnet50.pth --out '
-            'checkpoints/resnet50) and set model.backbone.pretrained to that folder, or set it to None '
-            "(--cfg-options model.backbone.pretrained=None) to train from scratch.")
-    if not os.path.exists(pretrained):
-        raise FileNotFoundError(f'model.backbone.pretrained = {pretrained!r} does not exist')
-    from convert.torchvision import load_pretrained_backbone
-
     logger.info(f'backbone initialised from {pretrained}')
     return load_pretrained_backbone(variables, pretrained)
 
@@ -151,41 +130,62 @@ def load_from(variables: dict, path: str) -> dict:
     return merged
 
 
-def build_schedules(cfg: Mapping[str, Any], iters_per_epoch: int) -> tuple[Any, Any]:
-    """``(lr_fn, momentum_fn or None)`` from ``lr_config``/``momentum_config`` and the optimizer."""
-    from actionjax.optim import build_lr_schedule, build_momentum_schedule
+def schedule_configs(cfg: Mapping[str, Any], iters_per_epoch: int) -> tuple[Any, Any]:
+    """``(lr, momentum)`` ``ScheduleConfig``s of a runtime config for a train loader of
+    ``iters_per_epoch`` batches (momentum None when not scheduled)."""
+    from actionjax.optim import ScheduleConfig
+    from actionjax.runtime_config import NO_OPTIMIZER, NO_RUN_LENGTH
 
-    opt = cfg['optimizer']
-    max_epochs = cfg.get('total_epochs')
-    lr_fn = build_lr_schedule(cfg.get('lr_config') or dict(policy='fixed'), opt['lr'], iters_per_epoch,
-                              max_epochs=max_epochs)
-    mom_fn = None
-    if cfg.get('momentum_config'):
-        base_momentum = opt['betas'][0] if 'betas' in opt else opt.get('momentum')
-        mom_fn = build_momentum_schedule(cfg['momentum_config'], base_momentum, iters_per_epoch,
-                                         max_epochs=max_epochs)
-    return lr_fn, mom_fn
+    if cfg['optimizer'] is None or cfg['train_loop'] is None:
+        raise KeyError(NO_OPTIMIZER if cfg['optimizer'] is None else NO_RUN_LENGTH)
+    loop = cfg['train_loop']
+    run = dict(iters_per_epoch=iters_per_epoch, max_epochs=loop['max_epochs'], max_iters=loop['max_iters'])
+    lr = ScheduleConfig(cfg['lr_schedule'], 'lr', **run)
+    momentum = None
+    if cfg['momentum_schedule'] is not None:
+        momentum = ScheduleConfig(cfg['momentum_schedule'], 'momentum', **run)
+    return lr, momentum
 
 
-def build_tx(cfg: Mapping[str, Any], model: Any, variables: dict, sample_imgs: np.ndarray,
-             lr_fn: Any, mom_fn: Any) -> Any:
-    """The optax transformation of ``optimizer``/``optimizer_config`` with the schedules inside."""
+def build_tx(cfg: Mapping[str, Any], model: Any, variables: dict, sample: Mapping[str, np.ndarray],
+             iters_per_epoch: int) -> Any:
+    """The optax transformation of ``cfg.optimizer`` and ``cfg.grad_clip``, holding each param
+    group's lr and momentum schedule (from ``cfg.lr_schedule`` / ``cfg.momentum_schedule``)."""
     from actionjax.optim import build_optimizer
 
-    return build_optimizer(cfg['optimizer'], model, variables, sample_imgs, lr_schedule=lr_fn,
-                           momentum_schedule=mom_fn, optimizer_config=cfg.get('optimizer_config'))
+    lr, momentum = schedule_configs(cfg, iters_per_epoch)
+    return build_optimizer(cfg['optimizer'], model, variables, dict(sample), lr_schedule=lr,
+                           momentum_schedule=momentum, grad_clip=cfg['grad_clip'], method='predict')
 
 
-def sample_batch(dataset: Any) -> np.ndarray:
-    """A batch of one sample, ``imgs[None]``, to give ``model.init`` and the optimizer shapes."""
-    for index in range(min(len(dataset), 16)):
-        results = dataset[index]
-        if results is not None:
-            return np.asarray(results['imgs'])[None]
-    raise RuntimeError(f'none of the first samples of {dataset!r} could be loaded')
+def sample_batch(dataset: Any, tries: int = 16) -> dict[str, np.ndarray]:
+    """A batch of one sample (its numeric fields, each with a leading axis of 1), to give
+    ``model.init`` and the optimizer their shapes. Unreadable samples are skipped."""
+    errors = []
+    for index in range(min(len(dataset), tries)):
+        try:
+            results = dataset[index]
+        except Exception as err:  # noqa: BLE001 - a broken file must not stop the shape probe
+            errors.append(f'{_sample_name(dataset, index)}: {type(err).__name__}: {err}')
+            continue
+        if results is None:
+            continue
+        if errors:
+            logger.warning(f'input shape taken from sample {index}; skipped unreadable: '
+                           + '; '.join(errors))
+        numeric = (np.ndarray, np.number, int, float)
+        return {k: np.asarray(v)[None] for k, v in results.items()
+                if isinstance(v, numeric) and not isinstance(v, bool) and k != 'rng'}
+    raise RuntimeError(f'none of the first {tries} samples of {dataset!r} could be loaded: '
+                       + '; '.join(errors[:3]))
 
 
-def checkpoint_variables(model: Any, sample_imgs: Any, path: str | os.PathLike) -> dict:
+def _sample_name(dataset: Any, index: int) -> str:
+    path = getattr(dataset, 'sample_path', None)
+    return str(path(index)) if path is not None else f'sample #{index}'
+
+
+def checkpoint_variables(model: Any, sample: Mapping[str, np.ndarray], path: str | os.PathLike) -> dict:
     """Variables of ``path`` that must match the model exactly (testing, inference).
 
     Any missing, unexpected or mis-shaped variable is an error listing them all:
@@ -194,7 +194,7 @@ def checkpoint_variables(model: Any, sample_imgs: Any, path: str | os.PathLike) 
     from actionjax.models.checkpoint_io import check_variables
 
     rngs = {'params': jax.random.PRNGKey(0), 'dropout': jax.random.PRNGKey(0)}
-    expected = dict(jax.eval_shape(lambda x: model.init(rngs, x, train=False), sample_imgs))
+    expected = dict(jax.eval_shape(lambda x: model.init(rngs, x, method='predict'), dict(sample)))
     loaded = read_variables(path)
     # a model without norm layers has no batch_stats; an empty collection is no mismatch
     expected = {k: v for k, v in expected.items() if v or k == 'params'}

@@ -1,9 +1,9 @@
-"""Evaluation over a whole dataset, and MMAction2's ``save_best`` rule.
+"""Evaluation over a whole dataset with the config's metrics, and MMAction2's ``save_best`` rule.
 
-The eval loader pads its last batch to the full batch size and marks the padding
-with ``valid=False``, so every batch has one shape (one compilation) and every
-sample is scored exactly once: padded rows are dropped on the host and the count
-is checked against the dataset length.
+The eval loader pads its last batch to the full batch size and marks the padding (and
+any sample it could not read) with ``valid=False``, so every batch has one shape (one
+compilation) and every readable sample is scored exactly once: invalid rows are dropped
+on the host, and the samples never scored are reported as unreadable.
 """
 
 from __future__ import annotations
@@ -16,56 +16,56 @@ import jax
 import numpy as np
 from jax.sharding import NamedSharding
 
-from actionjax.engine import metrics as M
 from actionjax.engine.sharding import prefetch_to_device, to_host
+from actionjax.registry import METRICS
 
 
-def predict(eval_step: Callable[[dict, jax.Array], jax.Array], variables: dict,
-            batches: Iterable[Mapping[str, np.ndarray]], batch_sharding: NamedSharding,
-            num_samples: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``(scores, labels)`` for every real sample of ``batches``, in dataset order.
+def build_metrics(metric_cfgs: Sequence[Mapping[str, Any]], key: str = 'val_metrics') -> list[Any]:
+    """``METRICS.build`` for each metric config of the runtime config (``val_metrics`` / ``test_metrics``)."""
+    return [METRICS.build(dict(cfg), key_path=f'{key}[{i}]') for i, cfg in enumerate(metric_cfgs)]
 
-    Rows with ``valid=False`` (padding) are dropped; when batches carry ``index``,
-    duplicates are an error and the result is sorted by dataset index.
 
-    Scores stay on the device until the end: the loop never waits for one batch's
-    result before dispatching the next.
+def run_evaluation(eval_step: Callable[[dict, Mapping[str, jax.Array]], Mapping[str, jax.Array]],
+                   variables: dict, batches: Iterable[Mapping[str, np.ndarray]],
+                   batch_sharding: NamedSharding, metrics: Sequence[Any], dataset: Any = None,
+                   on_batch: Callable[[], None] | None = None) -> tuple[dict[str, float], list[int]]:
+    """Every metric's results over the readable samples of ``batches``, and the unreadable ones.
+
+    Each batch goes through ``eval_step`` (the model's ``predict``); rows with
+    ``valid=False`` (padding, and samples the loader could not read) are dropped on the
+    host before the metrics see predictions and batch. Returns ``(results, unreadable)``,
+    ``unreadable`` being the dataset indices that were never scored, so a broken video
+    costs its own score and nothing else. Predictions stay on the device until all
+    batches are dispatched: the loop never waits for one batch's result.
     """
-    def items():
-        for batch in batches:
-            n = len(batch['imgs'])
-            rows = {'imgs': batch['imgs'], 'label': batch['label'],
-                    'valid': batch.get('valid', np.ones(n, bool)),
-                    'index': batch.get('index', np.full(n, -1, np.int32))}
-            yield rows, None
-
     outputs = []
-    for device_batch, _ in prefetch_to_device(items(), batch_sharding):
-        scores = eval_step(variables, device_batch['imgs'])
-        outputs.append((scores, device_batch['label'], device_batch['valid'], device_batch['index']))
+    for device_batch, _ in prefetch_to_device(((dict(b), None) for b in batches), batch_sharding):
+        outputs.append((eval_step(variables, device_batch), device_batch))
+        if on_batch is not None:
+            on_batch()
     if not outputs:
         raise ValueError('the evaluation loader yielded no batch; is the dataset empty?')
-    scores, labels, indices = [], [], []
-    for s, y, valid, index in outputs:
-        keep = to_host(valid).astype(bool)
-        scores.append(to_host(s)[keep])
-        labels.append(to_host(y)[keep])
-        indices.append(to_host(index)[keep])
-    scores_np, labels_np, index_np = map(np.concatenate, (scores, labels, indices))
-    if num_samples is not None and len(scores_np) != num_samples:
-        raise RuntimeError(f'evaluation scored {len(scores_np)} samples but the dataset has {num_samples}; '
-                           'the loader must pad the last batch and mark padding with valid=False')
-    if (index_np >= 0).all() and len(np.unique(index_np)) != len(index_np):
+    seen: list[np.ndarray] = []
+    for predictions, device_batch in outputs:
+        keep = to_host(device_batch['valid']).astype(bool)
+        host_batch = {k: to_host(v)[keep] for k, v in device_batch.items() if k != 'imgs'}
+        host_predictions = {k: to_host(v)[keep] for k, v in predictions.items()}
+        seen.append(host_batch.get('index', np.zeros(0, np.int64)))
+        for metric in metrics:
+            metric.process(host_predictions, host_batch)
+    indices = np.concatenate(seen)
+    if len(np.unique(indices)) != len(indices):
         raise RuntimeError('evaluation scored some samples twice (duplicate dataset indices)')
-    order = np.argsort(index_np, kind='stable') if (index_np >= 0).all() else np.arange(len(index_np))
-    return scores_np[order].astype(np.float32), labels_np[order]
-
-
-def evaluate(scores: np.ndarray, labels: np.ndarray, metrics: str | Sequence[str] = 'top_k_accuracy',
-             metric_options: Mapping[str, Any] | None = None) -> dict[str, float]:
-    """``evaluation.metrics`` on host scores, with ``metric_options`` as MMAction2 reads them."""
-    topk = ((metric_options or {}).get('top_k_accuracy') or {}).get('topk', (1, 5))
-    return M.evaluate(scores, labels, metrics, topk=topk)
+    unreadable = []
+    if dataset is not None and 'index' in outputs[0][1]:
+        unreadable = sorted(set(range(len(dataset))) - set(indices.tolist()))
+    if dataset is not None and len(indices) + len(unreadable) != len(dataset):
+        raise RuntimeError(f'evaluation scored {len(indices)} samples and found {len(unreadable)} '
+                           f'unreadable, but the dataset has {len(dataset)}')
+    results: dict[str, float] = {}
+    for metric in metrics:
+        results.update(metric.compute(dataset))
+    return results, unreadable
 
 
 class BestTracker:

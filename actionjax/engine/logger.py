@@ -5,7 +5,7 @@ Files follow MMAction2's names so existing habits and tools carry over:
 ``work_dir/<timestamp>.log.json`` (one JSON object per line: one record per log
 interval with ``mode='train'``, one per evaluation with ``mode='val'``).
 TensorBoard scalars go to ``work_dir/tf_logs`` when ``TensorboardLoggerHook`` is
-listed in ``log_config.hooks``.
+asked for (``log_config.hooks`` with ``TensorboardLoggerHook``, or 1.x ``TensorboardVisBackend``).
 """
 
 from __future__ import annotations
@@ -79,20 +79,13 @@ def _fmt(value: Any) -> str:
 class RunLogger:
     """Writes one run's train and val records to every configured sink."""
 
-    def __init__(self, work_dir: str, timestamp: str, log_config: Mapping[str, Any] | None,
-                 logger: logging.Logger, enabled: bool = True) -> None:
-        log_config = dict(log_config or {})
-        self.interval = int(log_config.get('interval', 20))
+    def __init__(self, work_dir: str, timestamp: str, tensorboard: bool, logger: logging.Logger,
+                 enabled: bool = True) -> None:
         self.logger = logger
         self.enabled = enabled  # False on every process but the first
         self.json_path = os.path.join(work_dir, f'{timestamp}.log.json')
-        hooks = [h.get('type') for h in log_config.get('hooks', [])]
-        unknown = set(hooks) - {'TextLoggerHook', 'TensorboardLoggerHook'}
-        if unknown:
-            logger.warning(f'log_config.hooks: {sorted(unknown)} are not supported and are ignored '
-                           '(TextLoggerHook and TensorboardLoggerHook are)')
         self.tb = None
-        if enabled and 'TensorboardLoggerHook' in hooks:
+        if enabled and tensorboard:
             from tensorboardX import SummaryWriter  # only needed when asked for
             self.tb = SummaryWriter(os.path.join(work_dir, 'tf_logs'))
         self.bar: tqdm | None = None
@@ -119,36 +112,39 @@ class RunLogger:
             self.bar = None
 
     # --- records ------------------------------------------------------------------------------
-    def log_train(self, epoch: int, inner_iter: int, iters_per_epoch: int, global_iter: int,
-                  lr: float, metrics: Mapping[str, float], time: float, data_time: float,
-                  eta_s: float) -> None:
-        """One interval: ``Epoch [e][i/n]  lr, eta, time, data_time, memory, metrics``."""
+    def log_train(self, where: str, epoch: int, inner_iter: int, global_iter: int,
+                  metrics: Mapping[str, float], time: float, data_time: float, eta_s: float) -> None:
+        """One interval: ``Epoch [e][i/n]`` (or ``Iter [i/n]``) then each param group's lr and
+        momentum as the step applied them, eta, times, memory and the other metrics."""
         if not self.enabled:
             return
         memory = device_memory_mb()
+        hyper = {k: float(v) for k, v in metrics.items() if _is_hyperparam(k)}
+        others = {k: float(v) for k, v in metrics.items() if not _is_hyperparam(k)}
         record: dict[str, Any] = {'mode': 'train', 'epoch': epoch, 'iter': inner_iter,
-                                  'global_iter': global_iter, 'lr': lr}
+                                  'global_iter': global_iter, **hyper}
         if memory is not None:
             record['memory'] = memory
-        record.update(time=time, data_time=data_time)
-        record.update({k: float(v) for k, v in metrics.items()})
+        record.update(time=time, data_time=data_time, **others)
         eta = str(datetime.timedelta(seconds=int(eta_s)))
-        parts = [f'lr: {lr:.3e}', f'eta: {eta}', f'time: {time:.3f}', f'data_time: {data_time:.3f}']
+        parts = [f'{k}: {v:.3e}' for k, v in hyper.items()]
+        parts += [f'eta: {eta}', f'time: {time:.3f}', f'data_time: {data_time:.3f}']
         if memory is not None:
             parts.append(f'memory: {memory}')
-        parts += [f'{k}: {_fmt(float(v))}' for k, v in metrics.items()]
-        self.logger.info(f'Epoch [{epoch}][{inner_iter}/{iters_per_epoch}]\t' + ', '.join(parts))
+        parts += [f'{k}: {_fmt(v)}' for k, v in others.items()]
+        self.logger.info(f'{where}\t' + ', '.join(parts))
         self._write_json(record)
         if self.bar is not None:
-            self.bar.set_postfix(loss=f'{metrics.get("loss", float("nan")):.4f}', refresh=False)
+            self.bar.set_postfix(loss=f'{others.get("loss", float("nan")):.4f}', refresh=False)
         if self.tb is not None:
-            self.tb.add_scalar('learning_rate', lr, global_iter)
-            for k, v in metrics.items():
-                self.tb.add_scalar(f'train/{k}', float(v), global_iter)
+            for k, v in hyper.items():
+                self.tb.add_scalar(f'train/{k}', v, global_iter)
+            for k, v in others.items():
+                self.tb.add_scalar(f'train/{k}', v, global_iter)
             self.tb.add_scalar('train/time', time, global_iter)
 
     def log_val(self, epoch: int, global_iter: int, results: Mapping[str, float]) -> None:
-        """Evaluation results after ``epoch``: ``Epoch(val) [e]  top1_acc: ..., ...``."""
+        """Evaluation results after ``epoch``: ``Epoch(val) [e][i]  top1_acc: ..., ...``."""
         if not self.enabled:
             return
         self.logger.info(f'Epoch(val) [{epoch}][{global_iter}]\t'
@@ -181,7 +177,13 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+def _is_hyperparam(key: str) -> bool:
+    return key.split('/')[0] in ('lr', 'momentum')
+
+
 def mean_metrics(records: Sequence[Mapping[str, Any]]) -> dict[str, float]:
-    """The interval average of per-step metric dicts (host numpy), as mmcv's LogBuffer."""
+    """The interval average of per-step metric dicts (host numpy), as mmcv's LogBuffer; the lr
+    and momentum are the last step's, as mmcv logs the optimizer's current values."""
     keys = records[0].keys()
-    return {k: float(np.mean([np.asarray(r[k], np.float64) for r in records])) for k in keys}
+    return {k: float(records[-1][k]) if _is_hyperparam(k) else
+            float(np.mean([np.asarray(r[k], np.float64) for r in records])) for k in keys}

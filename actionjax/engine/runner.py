@@ -1,8 +1,8 @@
 """The training loop, read top to bottom.
 
-``run_training`` takes built pieces (model, optimizer, data) and runs epochs:
-a jitted step per batch, logs every ``log_config.interval`` iterations, checkpoints
-and evaluation at their intervals. The host never waits for the device inside an
+``run_training`` takes built pieces (model, optimizer, data) and runs epochs (or a
+number of iterations): a jitted step per batch, logs every ``log.interval`` iterations,
+checkpoints and validation at their intervals. The host never waits for the device inside an
 interval: metrics stay on the device until the log line needs them, and the next
 batch is already being copied while the current step runs.
 
@@ -18,8 +18,8 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import jax
@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from actionjax.engine.checkpoint import CheckpointPolicy, restore_checkpoint
-from actionjax.engine.evaluation import BestTracker, evaluate, predict
+from actionjax.engine.evaluation import BestTracker, run_evaluation
 from actionjax.engine.logger import RunLogger, mean_metrics
 from actionjax.engine.sharding import prefetch_to_device
 from actionjax.engine.state import TrainState
@@ -65,55 +65,64 @@ class EvalData(Protocol):
 
 @dataclass
 class LoopConfig:
-    """The runtime settings the loop reads, already resolved from the config."""
+    """What the loop reads, from the runtime config's ``train_loop``, ``log``, ``checkpoint``,
+    ``save_best`` and ``rule`` (``actionjax.runtime_config``)."""
 
     work_dir: str
-    max_epochs: int
-    log_interval: int = 20
-    eval_interval: int = 1
-    metrics: tuple[str, ...] = ('top_k_accuracy',)
-    metric_options: dict = field(default_factory=dict)
-    save_best: str | None = None
-    rule: str | None = None
-    checkpoint: dict = field(default_factory=dict)
+    by_epoch: bool
+    max_epochs: int | None
+    max_iters: int | None
+    val_interval: int
+    val_begin: int
+    log_interval: int
+    save_best: str | None
+    rule: str | None
+    checkpoint: dict
     config_text: str = ''
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], work_dir: str) -> LoopConfig:
-        """``total_epochs``, ``log_config``, ``evaluation`` and ``checkpoint_config`` of a 0.x config."""
-        if cfg.get('total_epochs') is None:
-            raise KeyError('the config sets no total_epochs (MMAction2 0.x) or train_cfg.max_epochs (1.x); '
-                           'training is epoch based: add e.g. total_epochs = 50')
-        evaluation = dict(cfg.get('evaluation') or {})
-        metrics = evaluation.get('metrics', 'top_k_accuracy')
-        return cls(work_dir=work_dir, max_epochs=int(cfg['total_epochs']),
-                   log_interval=int((cfg.get('log_config') or {}).get('interval', 20)),
-                   eval_interval=int(evaluation.get('interval', 1)),
-                   metrics=(metrics,) if isinstance(metrics, str) else tuple(metrics),
-                   metric_options=dict(evaluation.get('metric_options') or {}),
-                   save_best=evaluation.get('save_best'), rule=evaluation.get('rule'),
-                   checkpoint=dict(cfg.get('checkpoint_config') or {}),
-                   config_text=getattr(cfg, 'pretty_text', ''))
+        from actionjax.runtime_config import NO_RUN_LENGTH
+
+        if cfg['train_loop'] is None:
+            raise KeyError(NO_RUN_LENGTH)
+        source = getattr(cfg, 'source', None) or cfg
+        return cls(work_dir=work_dir, **cfg['train_loop'], log_interval=cfg['log']['interval'],
+                   save_best=cfg['save_best'], rule=cfg['rule'], checkpoint=dict(cfg['checkpoint']),
+                   config_text=getattr(source, 'pretty_text', ''))
+
+    def total_iters(self, iters_per_epoch: int) -> int:
+        return self.max_epochs * iters_per_epoch if self.by_epoch else self.max_iters
 
 
 class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or infinite; the message names the step, the lr and a checkpoint to use."""
 
 
-def run_training(model: Any, tx: Any, lr_fn: Callable[[int], Any], state: TrainState,
-                 train_data: EpochData, loop: LoopConfig, mesh_shardings: tuple[Any, Any],
-                 logger: RunLogger, val_data: EvalData | None = None, val_size: int | None = None,
-                 resume_from: str | None = None) -> tuple[TrainState, dict | None]:
-    """Train ``state`` for ``loop.max_epochs`` epochs; returns it with the last evaluation results.
+@dataclass
+class Validation:
+    """What validation needs: the loader, the dataset, the metric objects (``build_metrics``)."""
 
-    ``mesh_shardings`` is ``(replicated, batch_sharded)``. ``resume_from`` names a
-    checkpoint written by this loop: state, epoch, position in the epoch and best
-    score continue from it.
+    data: EvalData
+    dataset: Any
+    metrics: list
+
+
+def run_training(model: Any, tx: Any, state: TrainState, train_data: EpochData, loop: LoopConfig,
+                 mesh_shardings: tuple[Any, Any], logger: RunLogger, val: Validation | None = None,
+                 resume_from: str | None = None) -> tuple[TrainState, dict | None]:
+    """Train ``state`` for the run ``loop`` describes; returns it with the last validation results.
+
+    Epoch-based runs (``loop.by_epoch``) validate and save every so many epochs,
+    iteration-based ones every so many iterations; both walk the loader's epochs, so
+    data order and resumption work the same way. ``mesh_shardings`` is ``(replicated,
+    batch_sharded)``. ``resume_from`` names a checkpoint written by this loop: state,
+    position in the data and best score continue from it.
     """
     state_sharding, batch_sharding = mesh_shardings
     iters_per_epoch = len(train_data)
-    max_iters = loop.max_epochs * iters_per_epoch
-    ckpt = CheckpointPolicy.from_config(loop.work_dir, loop.checkpoint)
+    max_iters = loop.total_iters(iters_per_epoch)
+    ckpt = CheckpointPolicy.from_config(loop.work_dir, dict(loop.checkpoint, by_epoch=loop.by_epoch))
     best = BestTracker(loop.save_best, loop.rule)
     results = None
 
@@ -135,27 +144,45 @@ def run_training(model: Any, tx: Any, lr_fn: Callable[[int], Any], state: TrainS
         last_ckpt = resume_from
         logger.info(f'resumed from {resume_from}: epoch {epoch}, iteration {meta["iter"]}')
     state = jax.device_put(state, state_sharding)
+    global_iter = epoch * iters_per_epoch + inner
 
     train_step = make_train_step(model, tx, state_sharding, batch_sharding)
-    eval_step = make_eval_step(model, state_sharding, batch_sharding)
+    eval_step = make_eval_step(model, state_sharding, batch_sharding) if val is not None else None
     timer = _Timer(max_iters)
 
     def meta_for(epoch_done: int, inner_done: int) -> dict:
-        global_iter = epoch_done * iters_per_epoch + inner_done
-        return {'epoch': epoch_done, 'inner_iter': inner_done, 'iter': global_iter, 'data_state': data_state,
+        return {'epoch': epoch_done, 'inner_iter': inner_done,
+                'iter': epoch_done * iters_per_epoch + inner_done, 'data_state': data_state,
                 'best_score': best.best_score, 'best_ckpt': best.best_path,
                 'time': time.strftime('%Y-%m-%d %H:%M:%S'), 'config': loop.config_text}
 
-    while epoch < loop.max_epochs:
+    def validate(count: int, name: str) -> None:
+        """Evaluate after ``count`` epochs or iterations; keep a best checkpoint as asked."""
+        nonlocal results
+        results, unreadable = run_evaluation(eval_step, state.variables, val.data, batch_sharding,
+                                             val.metrics, val.dataset)
+        if unreadable:
+            logger.info(f'validation: {len(unreadable)} unreadable sample(s) not scored: '
+                        + ', '.join(_sample_name(val.dataset, i) for i in unreadable[:20]))
+        logger.log_val(epoch if loop.by_epoch else 0, global_iter, results)
+        if best.update(results):
+            best.best_path = _save_best(ckpt, best, name, count, state, meta_for(epoch, inner))
+            logger.info(f'best {best.key} {best.best_score:.4f} at {name} {count}: {best.best_path}')
+
+    def due(count: int) -> bool:
+        return (val is not None and loop.val_interval > 0 and count >= loop.val_begin
+                and count % loop.val_interval == 0)
+
+    while global_iter < max_iters:
         logger.start_epoch(epoch + 1, iters_per_epoch, initial=inner)
         pending: list[dict] = []  # per-step metrics since the last log line, on device until needed
         if train_data.epoch != epoch:
             raise RuntimeError(f'the training loader is at epoch {train_data.epoch}, the loop at {epoch}')
         # Each batch travels with the loader position after it: what a checkpoint must record.
-        items = (({'imgs': b['imgs'], 'label': b['label']}, train_data.get_state()) for b in train_data)
+        items = ((dict(b), train_data.get_state()) for b in train_data)
         batches = prefetch_to_device(items, batch_sharding)
         timer.start_interval()
-        while True:
+        while global_iter < max_iters:
             t0 = time.perf_counter()
             try:
                 device_batch, position = next(batches)
@@ -166,50 +193,57 @@ def run_training(model: Any, tx: Any, lr_fn: Callable[[int], Any], state: TrainS
             pending.append(metrics)
             data_state = position
             inner += 1
-            global_iter = epoch * iters_per_epoch + inner
+            global_iter += 1
             logger.advance()
 
             epoch_end = inner == iters_per_epoch
-            if inner % loop.log_interval == 0 or epoch_end:
-                host = _check_finite(pending, global_iter, lr_fn, last_ckpt)
+            if global_iter % loop.log_interval == 0 or epoch_end or global_iter == max_iters:
+                host = _check_finite(pending, global_iter, last_ckpt)
                 elapsed, data_time = timer.end_interval(len(host))
-                logger.log_train(epoch + 1, inner, iters_per_epoch, global_iter,
-                                 float(lr_fn(global_iter - 1)), mean_metrics(host),
+                where = (f'Epoch [{epoch + 1}][{inner}/{iters_per_epoch}]' if loop.by_epoch
+                         else f'Iter [{global_iter}/{max_iters}]')
+                logger.log_train(where, epoch + 1, inner, global_iter, mean_metrics(host),
                                  elapsed / len(host), data_time / len(host), timer.eta(global_iter))
                 pending = []
                 timer.start_interval()
             if ckpt.iter_due(global_iter, max_iters, epoch_end):
-                _check_finite(pending, global_iter, lr_fn, last_ckpt, state)
+                _check_finite(pending, global_iter, last_ckpt, state, metrics.get('lr'))
                 last_ckpt = ckpt.save('iter', global_iter, state, meta_for(epoch, inner))
+            if not loop.by_epoch and due(global_iter):
+                validate(global_iter, 'iter')
+                timer.start_interval()
         logger.close_bar()
-        if inner < iters_per_epoch:
+        if inner < iters_per_epoch and global_iter < max_iters:
             raise RuntimeError(f'the training loader ended after {inner} of {iters_per_epoch} batches '
                                f'in epoch {epoch + 1}')
+        if inner < iters_per_epoch:  # an iteration-based run that ends inside an epoch
+            break
         epoch, inner = epoch + 1, 0
         data_state = train_data.get_state()  # the next epoch's start
 
-        if ckpt.epoch_due(epoch, loop.max_epochs):
-            _check_finite([], epoch * iters_per_epoch, lr_fn, last_ckpt, state)
+        if loop.by_epoch and ckpt.epoch_due(epoch, loop.max_epochs):
+            _check_finite([], global_iter, last_ckpt, state, metrics.get('lr'))
             last_ckpt = ckpt.save('epoch', epoch, state, meta_for(epoch, 0))
             logger.info(f'saved checkpoint {last_ckpt}')
-        if val_data is not None and loop.eval_interval > 0 and epoch % loop.eval_interval == 0:
-            scores, labels = predict(eval_step, state.variables, val_data, batch_sharding, val_size)
-            results = evaluate(scores, labels, loop.metrics, loop.metric_options)
-            logger.log_val(epoch, epoch * iters_per_epoch, results)
-            if best.update(results):
-                best.best_path = _save_best(ckpt, best, epoch, state, meta_for(epoch, 0))
-                logger.info(f'best {best.key} {best.best_score:.4f} at epoch {epoch}: {best.best_path}')
+        if loop.by_epoch and due(epoch):
+            validate(epoch, 'epoch')
         timer.start_interval()  # evaluation and saving are not iteration time
     return state, results
 
 
-def _save_best(ckpt: CheckpointPolicy, best: BestTracker, epoch: int, state: TrainState, meta: dict) -> str:
-    """Write ``best_{key}_epoch_{n}`` and remove the previous best, as mmcv's EvalHook does."""
+def _sample_name(dataset: Any, index: int) -> str:
+    path = getattr(dataset, 'sample_path', None)
+    return str(path(index)) if path is not None else f'#{index}'
+
+
+def _save_best(ckpt: CheckpointPolicy, best: BestTracker, unit: str, count: int, state: TrainState,
+               meta: dict) -> str:
+    """Write ``best_{key}_{epoch|iter}_{n}`` and remove the previous best, as mmcv's EvalHook does."""
     import shutil
 
     from actionjax.engine.checkpoint import save_checkpoint
 
-    path = os.path.join(ckpt.work_dir, f'best_{best.key}_epoch_{epoch}')
+    path = os.path.join(ckpt.work_dir, f'best_{best.key.replace("/", "_")}_{unit}_{count}')
     meta = dict(meta, best_score=best.best_score, best_ckpt=path)
     save_checkpoint(path, state, meta)
     if best.best_path and best.best_path != path and os.path.isdir(best.best_path):
@@ -217,8 +251,8 @@ def _save_best(ckpt: CheckpointPolicy, best: BestTracker, epoch: int, state: Tra
     return path
 
 
-def _check_finite(pending: list[dict], global_iter: int, lr_fn: Callable[[int], Any],
-                  last_ckpt: str | None, state: TrainState | None = None) -> list[dict]:
+def _check_finite(pending: list[dict], global_iter: int, last_ckpt: str | None,
+                  state: TrainState | None = None, lr: Any = None) -> list[dict]:
     """Fetch pending metrics to the host (in place); stop on the first NaN/inf loss.
 
     With ``state`` (before a save) the parameters are checked too: one huge update can
@@ -230,9 +264,9 @@ def _check_finite(pending: list[dict], global_iter: int, lr_fn: Callable[[int], 
     for offset, metrics in enumerate(pending):
         loss = float(metrics['loss'])
         if not math.isfinite(loss):
-            _stop(f'loss is {loss} at iteration {first + offset}', first + offset, lr_fn, last_ckpt)
+            _stop(f'loss is {loss} at iteration {first + offset}', metrics.get('lr'), last_ckpt)
     if state is not None and not bool(_all_finite(state.params)):
-        _stop(f'the parameters became NaN/inf by iteration {global_iter}', global_iter, lr_fn, last_ckpt)
+        _stop(f'the parameters became NaN/inf by iteration {global_iter}', lr, last_ckpt)
     return pending
 
 
@@ -241,9 +275,10 @@ def _all_finite(tree: Any) -> jax.Array:
     return jnp.all(jnp.array([jnp.isfinite(x).all() for x in jax.tree.leaves(tree)]))
 
 
-def _stop(what: str, step: int, lr_fn: Callable[[int], Any], last_ckpt: str | None) -> None:
+def _stop(what: str, lr: Any, last_ckpt: str | None) -> None:
+    at_lr = f' (lr {float(lr):.6g})' if lr is not None else ''
     raise NonFiniteLossError(
-        f'{what} (lr {float(lr_fn(step - 1)):.6g}); the last good checkpoint is '
+        f'{what}{at_lr}; the last good checkpoint is '
         f'{last_ckpt or "none (no checkpoint saved yet)"}. Lower optimizer.lr, add warmup or '
         'grad clipping (optimizer_config.grad_clip), then resume with --resume-from.')
 

@@ -1,11 +1,16 @@
-"""The jitted training and evaluation steps.
+"""The jitted training and evaluation steps, for any kind of model.
 
-``make_train_step`` and ``make_eval_step`` close over the model and optimizer and
-return functions compiled once per input shape. The state is donated: XLA reuses
-its buffers for the new state, so a step needs memory for one copy of the model,
-not two. Under a ``Mesh`` the batch arrives sharded on its first axis and the
-state replicated; jit inserts the gradient all-reduce and BatchNorm computes its
-statistics over the global batch, exactly as on one device.
+The model says what a step computes, as MMAction2 1.x's ``forward(mode=...)`` does:
+``loss(batch)`` runs the training forward pass and returns the losses (and any scalar
+metrics), ``predict(batch)`` returns per-sample predictions for the metrics. The engine
+knows nothing else about the model, so recognizers and localizers share these steps.
+
+``make_train_step`` and ``make_eval_step`` close over the model and optimizer and return
+functions compiled once per input shape. The state is donated: XLA reuses its buffers for
+the new state, so a step needs memory for one copy of the model, not two. Under a ``Mesh``
+the batch arrives sharded on its first axis and the state replicated; jit inserts the
+gradient all-reduce and BatchNorm computes its statistics over the global batch, exactly
+as on one device.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import optax
 from jax.sharding import NamedSharding
 
 from actionjax.engine.state import TrainState
+from actionjax.optim import current_hyperparams
 
 Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
@@ -29,11 +35,14 @@ def total_loss(losses: dict[str, jax.Array]) -> jax.Array:
     return sum((jnp.mean(v) for k, v in losses.items() if 'loss' in k), jnp.zeros((), jnp.float32))
 
 
-def batch_topk(logits: jax.Array, labels: jax.Array, topk: tuple[int, ...] = (1, 5)) -> Metrics:
-    """``top{k}_acc`` of integer labels on one batch (k capped at the number of classes)."""
-    num_classes = logits.shape[-1]
-    ranks = jnp.sum(logits > jnp.take_along_axis(logits, labels[:, None], axis=-1), axis=-1)
-    return {f'top{k}_acc': jnp.mean(ranks < min(k, num_classes)) for k in topk}
+def applied_hyperparams(opt_state: Any) -> Metrics:
+    """The lr and momentum each param group's last update applied (momentum when scheduled):
+    ``lr`` / ``momentum`` for the 'default' group, ``lr/<group>`` / ``momentum/<group>`` else."""
+    out = {}
+    for name in ('lr', 'momentum'):
+        for group, value in current_hyperparams(opt_state, name).items():
+            out[name if group == 'default' else f'{name}/{group}'] = value
+    return out
 
 
 def make_train_step(model: Any, tx: optax.GradientTransformation,
@@ -43,22 +52,20 @@ def make_train_step(model: Any, tx: optax.GradientTransformation,
                                                                           tuple[TrainState, Metrics]]:
     """``train_step(state, batch) -> (state, metrics)`` under jit, donating ``state``.
 
-    ``batch`` holds ``imgs`` and ``label``; metrics are device scalars (every loss
-    term, ``loss``, ``top1_acc``/``top5_acc`` for integer labels) that the loop
-    fetches only when it logs.
+    Metrics are device scalars the loop fetches only when it logs: every entry of the
+    model's ``loss`` (losses and accuracies), ``loss`` (their total), and the lr and
+    momentum each param group used in this step.
     """
 
     def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, Metrics]:
         rngs = state.step_rngs(rng_names)
 
-        def loss_fn(params: Any) -> tuple[jax.Array, tuple[dict, jax.Array, dict]]:
+        def loss_fn(params: Any) -> tuple[jax.Array, tuple[dict, dict]]:
             variables = {'params': params, 'batch_stats': state.batch_stats}
-            logits, updates = model.apply(variables, batch['imgs'], train=True, rngs=rngs,
-                                          mutable=['batch_stats'])
-            losses = model.apply(variables, logits, batch['label'], method='loss')
-            return total_loss(losses), (losses, logits, updates)
+            losses, updates = model.apply(variables, batch, rngs=rngs, mutable=['batch_stats'], method='loss')
+            return total_loss(losses), (losses, updates)
 
-        (loss, (losses, logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        (loss, (losses, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         param_updates, opt_state = tx.update(grads, state.opt_state, state.params)
         new_state = state.replace(
             step=state.step + 1,
@@ -67,8 +74,7 @@ def make_train_step(model: Any, tx: optax.GradientTransformation,
             opt_state=opt_state)
         metrics = {k: jnp.mean(v) for k, v in losses.items()}
         metrics['loss'] = loss
-        if jnp.issubdtype(batch['label'].dtype, jnp.integer) and batch['label'].ndim == 1:
-            metrics.update({k: v for k, v in batch_topk(logits, batch['label']).items() if k not in metrics})
+        metrics.update(applied_hyperparams(opt_state))
         return new_state, metrics
 
     if state_sharding is None:
@@ -79,14 +85,14 @@ def make_train_step(model: Any, tx: optax.GradientTransformation,
 
 
 def make_eval_step(model: Any, state_sharding: NamedSharding | None = None,
-                   batch_sharding: NamedSharding | None = None) -> Callable[[dict, jax.Array], jax.Array]:
-    """``eval_step(variables, imgs) -> scores`` under jit: test-mode forward with clip averaging.
+                   batch_sharding: NamedSharding | None = None) -> Callable[[dict, Batch], dict]:
+    """``eval_step(variables, batch) -> predictions`` under jit: the model's ``predict``.
 
-    The scores keep the batch sharding; the caller gathers them to the host.
+    The predictions keep the batch sharding; the caller gathers them to the host.
     """
 
-    def eval_step(variables: dict, imgs: jax.Array) -> jax.Array:
-        return model.apply(variables, imgs, train=False)
+    def eval_step(variables: dict, batch: Batch) -> dict:
+        return model.apply(variables, batch, method='predict')
 
     if state_sharding is None:
         return jax.jit(eval_step)

@@ -1,25 +1,24 @@
 """Build models from configs: ``build_model(cfg)`` and the per-part builders.
 
-``build_model`` takes the whole config, as the training script has it, because the
-mean/std that normalise the input live in different places in MMAction2 0.x and 1.x:
-
-* 1.x: ``model.data_preprocessor = dict(type='ActionDataPreprocessor', mean, std, to_rgb)``;
-* 0.x: a ``Normalize`` step (usually ``**img_norm_cfg``) in the data pipelines.
-
-Either way the recognizer gets a ``data_preprocessor`` and normalises on the device.
-Config dicts are frozen (``FrozenDict``, lists to tuples) before they reach a Flax
-module, so modules stay hashable and ``jax.jit``/``nn.jit`` friendly.
+``build_model`` builds a model of any kind (``RECOGNIZERS``, ``LOCALIZERS``) from a whole
+config or a model dict; the runtime config has already put the input normalisation into
+``model.data_preprocessor``, so models never read the data config. Config dicts are
+frozen (``FrozenDict``, lists to tuples) before they reach a Flax module, so modules stay
+hashable and ``jax.jit``/``nn.jit`` friendly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import flax.linen as nn
 from flax.core import FrozenDict
 
-from actionjax.registry import BACKBONES, HEADS, LOSSES, NECKS, RECOGNIZERS, Registry
+from actionjax.registry import BACKBONES, HEADS, LOCALIZERS, LOSSES, NECKS, RECOGNIZERS, Registry
+
+# Where build_model looks a model type up: every kind of model MMAction2 has.
+MODEL_REGISTRIES = (RECOGNIZERS, LOCALIZERS)
 
 
 def freeze_cfg(cfg: Any) -> Any:
@@ -67,64 +66,28 @@ def build_recognizer(cfg: Mapping[str, Any], key_path: str = 'model') -> nn.Modu
     return build_module(RECOGNIZERS, cfg, key_path)
 
 
-def _pipelines(cfg: Mapping[str, Any]) -> list[tuple[str, Sequence[Any]]]:
-    """Every (key path, pipeline list) of a config, training pipelines first."""
-    found: list[tuple[str, Sequence[Any]]] = []
-
-    def visit(node: Any, path: str) -> None:
-        if isinstance(node, Mapping):
-            for key, value in node.items():
-                if key == 'pipeline' and isinstance(value, (list, tuple)):
-                    found.append((f'{path}.pipeline', value))
-                else:
-                    visit(value, f'{path}.{key}')
-        elif isinstance(node, (list, tuple)):
-            for i, value in enumerate(node):
-                visit(value, f'{path}[{i}]')
-
-    data = cfg.get('data')
-    if isinstance(data, Mapping):
-        for split in ('train', 'val', 'test'):
-            visit(data.get(split), f'data.{split}')
-    for name in ('train_pipeline', 'val_pipeline', 'test_pipeline'):
-        if isinstance(cfg.get(name), (list, tuple)):
-            found.append((name, cfg[name]))
-    return found
-
-
-def find_normalize_cfg(cfg: Mapping[str, Any]) -> dict[str, Any] | None:
-    """mean/std (and to_bgr) of a 0.x config: its first ``Normalize`` step, else ``img_norm_cfg``."""
-    for _, pipeline in _pipelines(cfg):
-        for step in pipeline:
-            if isinstance(step, Mapping) and step.get('type') == 'Normalize':
-                return {k: step[k] for k in ('mean', 'std', 'to_bgr') if k in step}
-    norm = cfg.get('img_norm_cfg')
-    return dict(norm) if isinstance(norm, Mapping) else None
-
-
 def build_model(cfg: Mapping[str, Any]) -> nn.Module:
-    """The recognizer of a whole config (a ``Config`` or a plain dict with ``model``).
+    """The model of a config: a recognizer, a localizer, or any registered model kind.
 
-    A bare model dict (one with ``type``) is accepted too. When ``model`` has no
-    ``data_preprocessor`` with a mean, the mean/std of a 0.x ``Normalize`` step or
-    ``img_norm_cfg`` is turned into one. No mean anywhere: inputs are only cast to
-    float32. A 0.x ``to_bgr=True`` is not repeated on the device: the pipeline's
-    ``Normalize`` step already reversed the channels on the host.
+    ``cfg`` is a whole config (file or runtime form, with ``model``) or a model dict with
+    ``type``. The model dict goes through the runtime config's model translation first
+    (a 0.x ``Normalize`` / ``img_norm_cfg`` becomes the ``data_preprocessor``, a 0.x
+    ``test_cfg.average_clips`` moves to the head), then ``type`` is looked up in every
+    model registry.
     """
+    from actionjax.runtime_config import model_config
+
     if not isinstance(cfg, Mapping):
         raise TypeError(f'build_model takes a config mapping, got {type(cfg).__name__}')
-    if 'model' in cfg:
-        model_cfg = dict(cfg['model'])
-    elif 'type' in cfg:
-        model_cfg = dict(cfg)
-    else:
+    if 'model' not in cfg and 'type' not in cfg:
         raise KeyError('the config has no "model" key; build_model takes the whole config '
                        '(e.g. Config.fromfile("configs/tsn.py")) or a model dict with "type"')
-    preprocessor = dict(model_cfg.get('data_preprocessor') or {})
-    if preprocessor.get('mean') is None and 'model' in cfg:
-        norm = find_normalize_cfg(cfg)
-        if norm is not None:
-            preprocessor.setdefault('type', 'ActionDataPreprocessor')
-            preprocessor.update(mean=norm.get('mean'), std=norm.get('std'))
-            model_cfg['data_preprocessor'] = preprocessor
-    return build_recognizer(model_cfg)
+    model_cfg = model_config(cfg if 'model' in cfg else {'model': cfg})
+    if model_cfg is None:
+        raise KeyError('the config has model=None; set model = dict(type="Recognizer2D", ...)')
+    registry = next((r for r in MODEL_REGISTRIES if model_cfg.get('type') in r), None)
+    if registry is None:
+        names = ', '.join(r.name for r in MODEL_REGISTRIES)
+        RECOGNIZERS.get(model_cfg.get('type'), 'model.type')  # raises with the closest recognizers
+        raise KeyError(f'model.type {model_cfg.get("type")!r} is in none of {names}')
+    return build_module(registry, model_cfg, 'model')

@@ -25,9 +25,11 @@ import optax
 
 from actionjax.optim.grad_clip import build_grad_clip
 from actionjax.optim.param_info import ParamInfo, describe_params, name_tree
+from actionjax.optim.schedule_builder import ScheduleConfig
 from actionjax.registry import OPTIMIZER_BUILDERS, OPTIMIZERS
 
 Schedule = Callable[[Any], Any]
+ScheduleArg = ScheduleConfig | Schedule | None
 FROZEN = 'frozen'
 DEFAULT_GROUP = 'default'
 
@@ -171,9 +173,50 @@ class DefaultOptimizerConstructor:
 
     # ------------------------------------------------------------------ transformation
 
-    def group_optimizer(self, rule: ParamRule, lr_schedule: Schedule | None = None,
-                        momentum_schedule: Schedule | None = None) -> optax.GradientTransformation:
-        """``OPTIMIZERS[type]`` with this group's lr and weight decay, like a torch param group."""
+    def group_hyperparams(self, rule: ParamRule, lr_schedule: ScheduleArg = None,
+                          momentum_schedule: ScheduleArg = None) -> dict[str, Any]:
+        """The lr and momentum of a group with ``rule``: numbers or ``step -> value`` schedules.
+
+        A ``ScheduleConfig`` is built from the group's own initial value (``optimizer.lr *
+        lr_mult``; the optimizer's momentum, or ``betas[0]``), as mmcv and mmengine do, so
+        absolute floors such as ``min_lr`` stay unscaled; a plain ``step -> lr`` function is
+        multiplied by ``lr_mult``. 'momentum' is present only when it is scheduled.
+        """
+        lr_mult = rule.lr_mult
+        if isinstance(lr_schedule, ScheduleConfig):
+            if self.base_lr is None:
+                raise ValueError('an lr schedule needs optimizer.lr (the base lr it starts from)')
+            lr = lr_schedule.build(self.base_lr * lr_mult)
+        elif lr_schedule is not None:
+            lr = lr_schedule if lr_mult == 1 else _scaled(lr_schedule, lr_mult)
+        elif self.base_lr is not None:
+            lr = self.base_lr * lr_mult
+        elif lr_mult != 1:
+            raise ValueError(f'param-wise lr_mult={lr_mult:g} needs optimizer.lr (base_lr is None)')
+        else:
+            lr = None
+        out: dict[str, Any] = {'lr': lr}
+        if isinstance(momentum_schedule, ScheduleConfig):
+            out['momentum'] = momentum_schedule.build(self.base_momentum())
+        elif momentum_schedule is not None:
+            out['momentum'] = momentum_schedule
+        return out
+
+    def base_momentum(self) -> float:
+        """The momentum a momentum schedule starts from: ``optimizer.momentum``, else ``betas[0]``
+        (the optimizer's defaults where the config leaves them out), as mmcv reads it."""
+        params = inspect.signature(OPTIMIZERS.get(self.optimizer_cfg['type'], 'optimizer.type')).parameters
+        if 'momentum' in params:
+            return self.optimizer_cfg.get('momentum', params['momentum'].default)
+        if 'betas' in params:
+            return self.optimizer_cfg.get('betas', params['betas'].default)[0]
+        raise ValueError(f'a momentum schedule needs an optimizer with momentum or betas; '
+                         f'{self.optimizer_cfg["type"]!r} has neither (remove momentum_config / the momentum '
+                         'entries of param_scheduler)')
+
+    def group_optimizer(self, rule: ParamRule, hyperparams: Mapping[str, Any]
+                        ) -> optax.GradientTransformation:
+        """``OPTIMIZERS[type]`` with this group's lr, momentum and weight decay, like a torch group."""
         args = dict(self.optimizer_cfg)
         opt_type = args.pop('type')
         factory = OPTIMIZERS.get(opt_type, key_path='optimizer.type')
@@ -183,54 +226,55 @@ class DefaultOptimizerConstructor:
         args.pop('learning_rate', None)
         if lr_key is None:
             raise TypeError(f'optimizer {opt_type!r} must take an `lr` (or `learning_rate`) argument')
-        lr_mult, decay_mult = rule
-        if lr_schedule is not None:
-            args[lr_key] = lr_schedule if lr_mult == 1 else self.group_schedule(lr_schedule, lr_mult)
-        elif self.base_lr is not None:
-            args[lr_key] = self.base_lr * lr_mult
-        elif lr_mult != 1:
-            raise ValueError(f'param-wise lr_mult={lr_mult:g} needs optimizer.lr (base_lr is None)')
+        if hyperparams['lr'] is not None:
+            args[lr_key] = hyperparams['lr']
         if self.base_wd is not None:
-            args['weight_decay'] = self.base_wd * decay_mult
-        if momentum_schedule is not None:  # mmcv's momentum updater: 'momentum', else betas[0]
+            args['weight_decay'] = self.base_wd * rule.decay_mult
+        if 'momentum' in hyperparams:  # mmcv's momentum updater: 'momentum', else betas[0]
             if 'momentum' in accepted:
-                args['momentum'] = momentum_schedule
+                args['momentum'] = hyperparams['momentum']
             elif 'betas' in accepted:
                 betas = args.get('betas', accepted['betas'].default)
-                args['betas'] = (momentum_schedule, betas[1])
+                args['betas'] = (hyperparams['momentum'], betas[1])
             else:
-                raise ValueError(f'momentum_config needs an optimizer with momentum or betas; '
-                                 f'{opt_type!r} has neither (remove momentum_config)')
+                self.base_momentum()  # raises: the optimizer has no momentum to schedule
         try:
             return factory(**args)
         except TypeError as err:
             raise TypeError(f'building optimizer {opt_type!r} (config key optimizer): {err}') from err
 
-    def group_schedule(self, lr_schedule: Schedule, lr_mult: float) -> Schedule:
-        """The lr curve of a group with ``lr_mult``, as mmcv computes it from the group's own
-        initial lr (``optimizer.lr * lr_mult``): schedules from ``build_lr_schedule`` are
-        rebuilt for that base, so absolute floors such as ``min_lr`` stay unscaled; any
-        other ``step -> lr`` function is multiplied by ``lr_mult``."""
-        rebuild = getattr(lr_schedule, 'with_base_lr', None)
-        if rebuild is not None and self.base_lr is not None:
-            return rebuild(self.base_lr * lr_mult)
-        return _scaled(lr_schedule, lr_mult)
+    def groups(self, params: Sequence[ParamInfo], lr_schedule: ScheduleArg = None,
+               momentum_schedule: ScheduleArg = None) -> dict[str, tuple[ParamRule, dict[str, Any]]]:
+        """``{group: (rule, {'lr': ..., 'momentum': ...})}`` for every trainable param group.
 
-    def __call__(self, params: Sequence[ParamInfo], lr_schedule: Schedule | None = None,
-                 momentum_schedule: Schedule | None = None) -> optax.GradientTransformation:
-        """One transformation over ``variables['params']``: per-group optimizers + frozen leaves."""
-        assignments = self.assign(params)
-        labels = {a.info.name: a.group for a in assignments}
-        transforms: dict[str, optax.GradientTransformation] = {}
-        for a in assignments:
-            if a.group not in transforms:
-                transforms[a.group] = optax.set_to_zero() if a.group == FROZEN else self.group_optimizer(
-                    ParamRule(a.lr_mult, a.decay_mult), lr_schedule, momentum_schedule)
+        What each group's optimizer is built with, so a tool that plots or prints the
+        schedules (``tools/plot_lr``) shows exactly what trains.
+        """
+        out: dict[str, tuple[ParamRule, dict[str, Any]]] = {}
+        for a in self.assign(params):
+            if a.group != FROZEN and a.group not in out:
+                rule = ParamRule(a.lr_mult, a.decay_mult)
+                out[a.group] = (rule, self.group_hyperparams(rule, lr_schedule, momentum_schedule))
+        return out
+
+    def __call__(self, params: Sequence[ParamInfo], lr_schedule: ScheduleArg = None,
+                 momentum_schedule: ScheduleArg = None) -> optax.GradientTransformation:
+        """One transformation over ``variables['params']``: per-group optimizers + frozen leaves.
+
+        ``lr_schedule`` / ``momentum_schedule``: a ``ScheduleConfig`` (built per group from
+        the group's base value) or a ``step -> value`` function; None keeps the config's value.
+        """
+        labels = {a.info.name: a.group for a in self.assign(params)}
+        transforms: dict[str, optax.GradientTransformation] = {
+            group: self.group_optimizer(rule, hyperparams)
+            for group, (rule, hyperparams) in self.groups(params, lr_schedule, momentum_schedule).items()}
+        if FROZEN in labels.values():
+            transforms[FROZEN] = optax.set_to_zero()
         return optax.partition(transforms, lambda tree: name_tree(tree, labels))
 
 
 def _scaled(schedule: Schedule, mult: float) -> Schedule:
-    """``step -> schedule(step) * mult``, for a schedule that cannot be rebuilt per group."""
+    """``step -> schedule(step) * mult``, for a user's own ``step -> lr`` function."""
     def scaled(step):
         return schedule(step) * mult
     return scaled
@@ -356,30 +400,36 @@ def build_constructor(optimizer_cfg: Mapping[str, Any]) -> DefaultOptimizerConst
 
 
 def build_optimizer(optimizer_cfg: Mapping[str, Any], model: Any, variables: Mapping[str, Any] | None,
-                    sample_imgs: Any, lr_schedule: Schedule | None = None,
-                    momentum_schedule: Schedule | None = None,
-                    optimizer_config: Mapping[str, Any] | None = None) -> optax.GradientTransformation:
+                    sample_imgs: Any, lr_schedule: ScheduleArg = None, momentum_schedule: ScheduleArg = None,
+                    grad_clip: Mapping[str, Any] | None = None, **init_kwargs: Any
+                    ) -> optax.GradientTransformation:
     """The optax transformation for an MMAction2 ``optimizer=`` config.
 
     ``model`` is traced once (abstractly) on ``sample_imgs`` to learn the module type of
-    each parameter; ``lr_schedule`` (``step -> base lr``) replaces ``optimizer.lr`` when
-    given; ``momentum_schedule`` drives SGD/RMSprop momentum or Adam's ``betas[0]``;
-    ``optimizer_config.grad_clip`` clips the trainable gradients first.
+    each parameter. ``lr_schedule``: a ``ScheduleConfig`` (each group's curve is built from
+    its own base lr) or a ``step -> lr`` function for lr_mult 1; None keeps ``optimizer.lr``.
+    ``momentum_schedule`` drives SGD/RMSprop momentum or Adam's ``betas[0]`` the same way.
+    ``grad_clip`` (``dict(max_norm, norm_type)``) clips the trainable gradients first.
+    ``init_kwargs`` go to the tracing ``model.init`` (``method='predict'`` with a batch dict).
     """
-    params = describe_params(model, variables, sample_imgs)
+    params = describe_params(model, variables, sample_imgs, **init_kwargs)
     tx = build_constructor(optimizer_cfg)(params, lr_schedule=lr_schedule,
                                           momentum_schedule=momentum_schedule)
     trainable = {p.name: not p.frozen for p in params}
-    clip = build_grad_clip(optimizer_config, mask=lambda tree: name_tree(tree, trainable))
+    clip = build_grad_clip(grad_clip, mask=lambda tree: name_tree(tree, trainable))
     return tx if clip is None else optax.chain(clip, tx)
 
 
-def current_lrs(opt_state: Any) -> dict[str, jax.Array]:
-    """``{group: lr of the last update}`` from a state made by ``build_optimizer`` (jit-safe).
+def current_hyperparams(opt_state: Any, name: str = 'lr') -> dict[str, jax.Array]:
+    """``{group: value of the last update}`` of an injected hyperparameter (jit-safe).
 
+    ``name`` is 'lr' (also found as 'learning_rate') or 'momentum' (SGD/RMSprop's
+    ``momentum``, Adam's ``b1``), for a state made by ``build_optimizer``. A momentum is
+    found only when it is scheduled (a constant one is folded into the compiled update).
     'default' (lr_mult 1, decay_mult 1) comes first when present: it is what mmcv logs as
     ``lr``. Frozen parameters have no lr.
     """
+    keys = {'lr': ('lr', 'learning_rate'), 'momentum': ('momentum', 'b1')}[name]
     found: dict[str, jax.Array] = {}
 
     def visit(node: Any, group: str) -> None:
@@ -388,8 +438,8 @@ def current_lrs(opt_state: Any) -> dict[str, jax.Array]:
         if isinstance(inner, Mapping):  # optax.partition
             for label, sub in inner.items():
                 visit(sub, label)
-        elif isinstance(hyperparams, Mapping) and ('lr' in hyperparams or 'learning_rate' in hyperparams):
-            found.setdefault(group, hyperparams.get('lr', hyperparams.get('learning_rate')))
+        elif isinstance(hyperparams, Mapping) and any(k in hyperparams for k in keys):
+            found.setdefault(group, next(hyperparams[k] for k in keys if k in hyperparams))
         elif isinstance(node, tuple | list):
             for sub in node:
                 visit(sub, group)
@@ -399,3 +449,8 @@ def current_lrs(opt_state: Any) -> dict[str, jax.Array]:
 
     visit(opt_state, DEFAULT_GROUP)
     return dict(sorted(found.items(), key=lambda kv: (kv[0] != DEFAULT_GROUP, kv[0])))
+
+
+def current_lrs(opt_state: Any) -> dict[str, jax.Array]:
+    """``{group: lr of the last update}``; see ``current_hyperparams``."""
+    return current_hyperparams(opt_state, 'lr')

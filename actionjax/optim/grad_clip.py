@@ -72,10 +72,10 @@ def clip_grad_norm(max_norm: float, norm_type: float = 2.0, mask: Any = None
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-def build_grad_clip(optimizer_config: Mapping[str, Any] | None, mask: Any = None
+def build_grad_clip(grad_clip: Mapping[str, Any] | None, mask: Any = None
                     ) -> optax.GradientTransformation | None:
-    """The clip transform for ``optimizer_config`` (mmcv 0.x) or None when it asks for none."""
-    grad_clip = (optimizer_config or {}).get('grad_clip')
+    """The clip transform for ``grad_clip`` (0.x ``optimizer_config.grad_clip``, 1.x
+    ``optim_wrapper.clip_grad``) or None when it is None."""
     if grad_clip is None:
         return None
     if not isinstance(grad_clip, Mapping):

@@ -82,11 +82,13 @@ def trace_module_types(model: nn.Module, sample_imgs: Any, rngs: Mapping[str, An
     """Abstractly initialise ``model`` and record ``{module path: module class}`` in call order.
 
     Returns the record and the abstract variables (ShapeDtypeStructs). ``init_kwargs``
-    default to ``train=False`` when ``model.__call__`` takes ``train`` (the recognizer contract).
+    default to ``train=False`` when ``model.__call__`` takes ``train`` (the recognizer contract);
+    ``method='predict'`` with a batch dict traces any model kind.
     """
     if rngs is None:
         rngs = {'params': jax.random.key(0), 'dropout': jax.random.key(1)}
-    if 'train' not in init_kwargs and 'train' in inspect.signature(type(model).__call__).parameters:
+    if ('train' not in init_kwargs and 'method' not in init_kwargs
+            and 'train' in inspect.signature(type(model).__call__).parameters):
         init_kwargs['train'] = False
     seen: dict[tuple[str, ...], type] = {}
 

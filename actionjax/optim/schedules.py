@@ -6,8 +6,7 @@ changes at epoch boundaries (the policy) and at every iteration during warmup. H
 rule is a pure function of the global iteration written with ``jnp``, so it runs inside the
 jitted train step::
 
-    lr_fn = build_lr_schedule(cfg.lr_config, cfg.optimizer.lr, iters_per_epoch,
-                              max_epochs=cfg.total_epochs)
+    lr_fn = build_lr_schedule(lr_config, base_lr=0.01, iters_per_epoch=100, max_epochs=50)
     lr_fn(0), jax.jit(lr_fn)(jnp.int32(1234))
 
 Two layers, as in mmcv:
@@ -24,7 +23,7 @@ Two layers, as in mmcv:
 
 Momentum (``momentum_config``) works the same way with ``MOMENTUM_SCHEDULES`` and mmcv's
 momentum warmup (which divides by the ratio). MMAction2 1.x / mmengine ``param_scheduler``
-lists go through the same builders; they live in ``param_schedulers.py``.
+lists live in ``param_schedulers.py``; ``schedule_builder.py`` picks between the two forms.
 
 Numerics: values are float32, within 3e-7 relative of mmcv's float64 values (the golden
 tests allow 1e-6). Constants
@@ -50,7 +49,7 @@ from actionjax.registry import LR_SCHEDULES, Registry
 
 __all__ = [
     'LR_SCHEDULES', 'MOMENTUM_SCHEDULES', 'Schedule', 'ScheduleConfigError', 'anneal_cos', 'anneal_linear',
-    'bad_arg', 'build_lr_schedule', 'build_momentum_schedule', 'count_passed', 'int_power', 'iteration_only',
+    'bad_arg', 'count_passed', 'int_power', 'iteration_only', 'mmcv_lr_schedule', 'mmcv_momentum_schedule',
     'require_max_progress',
 ]
 
@@ -533,75 +532,17 @@ def _constant(base: float | np.ndarray) -> Schedule:
     return jax.jit(constant)
 
 
-def _is_param_scheduler(cfg: Any) -> bool:
-    """mmengine form: a list of dicts, or one dict with ``type`` (lr_config dicts have ``policy``)."""
-    if isinstance(cfg, Mapping):
-        return 'type' in cfg and 'policy' not in cfg
-    return isinstance(cfg, (list, tuple))
+def mmcv_lr_schedule(lr_config: Mapping[str, Any], base: float | np.ndarray, run: RunLength,
+                     key: str = 'lr_config') -> Schedule:
+    """mmcv's LrUpdaterHook for ``lr_config`` as a ``step -> lr`` function."""
+    return _build_updater(lr_config, base, run, LR_SCHEDULES, _LR_HOOK_ARGS, _lr_warmup, key)
 
 
-def build_lr_schedule(lr_config: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
-                      base_lr: float | Sequence[float], iters_per_epoch: int | None,
-                      max_epochs: int | None = None, max_iters: int | None = None, *,
-                      key: str | None = None) -> Schedule:
-    """``step -> lr`` for an mmcv ``lr_config`` dict or an mmengine ``param_scheduler`` list.
-
-    Args:
-        lr_config: ``dict(policy='step', step=[40, 80], warmup='linear', ...)`` as mmcv's
-            LrUpdaterHook takes it, or a ``param_scheduler`` list (``[dict(type='LinearLR',
-            ...), ...]``). None keeps the lr at ``base_lr``.
-        base_lr: the optimizer's lr; a list gives one value per param group (mmcv computes
-            every group's lr from its own initial lr) and ``fn(step)`` returns a vector.
-        iters_per_epoch: the length of the train loader.
-        max_epochs / max_iters: the run length (``total_epochs``); needed by the policies that
-            anneal over the run (poly, cosine, cyclic, ...). Only ``max_iters`` means an
-            iteration-based run.
-        key: the config key used in error messages (``'lr_config'`` / ``'param_scheduler'``).
-
-    Returns:
-        ``fn(step)``: the lr used by the optimizer step at global iteration ``step`` (0-based),
-        float32; works on Python ints and on int32 arrays under ``jax.jit``.
-    """
-    run = RunLength(iters_per_epoch, max_epochs, max_iters)
-    if _is_param_scheduler(lr_config):
-        from actionjax.optim.param_schedulers import build_param_schedule
-        base = host_base(base_lr, 'base_lr')
-        fn = build_param_schedule(lr_config, 'lr', base, run, key=key or 'param_scheduler')
-    else:
-        base = host_base(base_lr, 'base_lr (optimizer.lr)')
-        if lr_config is None:
-            fn = _constant(base)
-        else:
-            fn = _build_updater(lr_config, base, run, LR_SCHEDULES, _LR_HOOK_ARGS, _lr_warmup,
-                                key or 'lr_config')
-    # mmcv and mmengine give each param group its own curve from its own initial lr, with
-    # absolute floors (min_lr, eta_min) not scaled: optimizer constructors rebuild the
-    # schedule for a group's base lr (optimizer.lr * lr_mult) through this.
-    fn.with_base_lr = lambda new_base: build_lr_schedule(lr_config, new_base, iters_per_epoch,
-                                                         max_epochs, max_iters, key=key)
-    return fn
-
-
-def build_momentum_schedule(momentum_config: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
-                            base_momentum: float | Sequence[float] | None, iters_per_epoch: int | None,
-                            max_epochs: int | None = None, max_iters: int | None = None, *,
-                            key: str | None = None) -> Schedule | None:
-    """``step -> momentum`` for an mmcv ``momentum_config`` (or the momentum entries of a
-    ``param_scheduler`` list); None when there is nothing to schedule.
-
-    ``base_momentum`` is the optimizer's momentum (Adam: ``betas[0]``), as mmcv's
-    MomentumUpdaterHook reads it; the other arguments are as for ``build_lr_schedule``.
-    """
-    if momentum_config is None:
-        return None
-    run = RunLength(iters_per_epoch, max_epochs, max_iters)
-    if _is_param_scheduler(momentum_config):
-        from actionjax.optim.param_schedulers import build_param_schedule
-        base = host_base(base_momentum, 'base_momentum (optimizer momentum)')
-        return build_param_schedule(momentum_config, 'momentum', base, run, key=key or 'param_scheduler')
-    base = host_base(base_momentum, 'base_momentum (optimizer momentum or betas[0])')
+def mmcv_momentum_schedule(momentum_config: Mapping[str, Any], base: float | np.ndarray, run: RunLength,
+                           key: str = 'momentum_config') -> Schedule:
+    """mmcv's MomentumUpdaterHook for ``momentum_config`` as a ``step -> momentum`` function."""
     return _build_updater(momentum_config, base, run, MOMENTUM_SCHEDULES, _MOMENTUM_HOOK_ARGS,
-                          _momentum_warmup, key or 'momentum_config')
+                          _momentum_warmup, key)
 
 
 def _lr_warmup(kind: str, ratio: float, iters: int) -> Callable[[Any, Any], Any]:

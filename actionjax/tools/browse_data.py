@@ -83,8 +83,9 @@ def draw_grid(samples: list[tuple[np.ndarray, str]], out: str, frame_inches: flo
 
 
 def main(argv: list[str] | None = None) -> None:
-    from actionjax.config import DictAction, load_config
+    from actionjax.config import DictAction
     from actionjax.data import build_dataset
+    from actionjax.runtime_config import load_config
 
     parser = argparse.ArgumentParser(prog='python -m actionjax.tools.browse_data',
                                      description=__doc__.split('\n\n')[0])

@@ -164,8 +164,9 @@ def check_dataset(dataset: Any, num_workers: int = 2, full: bool = False,
 
 
 def main(argv: list[str] | None = None) -> int:
-    from actionjax.config import DictAction, load_config
+    from actionjax.config import DictAction
     from actionjax.data import build_dataset
+    from actionjax.runtime_config import load_config
 
     parser = argparse.ArgumentParser(prog='python -m actionjax.tools.check_videos',
                                      description=__doc__.split('\n\n')[0])

@@ -32,11 +32,12 @@ def sample_shape(cfg: Mapping[str, Any], size: int = 224) -> tuple[int, ...]:
     V and T come from the first ``SampleFrames`` of the training pipeline, else from the
     model's ``num_segments``; only the structure matters (the trace is abstract).
     """
+    from actionjax.runtime_config import data_config
+
     model = cfg.get('model', {})
     frames = None
-    data = cfg.get('data') or {}
-    train = data.get('train') if isinstance(data, Mapping) else None
-    pipelines = [cfg.get('train_pipeline'), train.get('pipeline') if isinstance(train, Mapping) else None]
+    train = (data_config(cfg).get('train') or {}).get('dataset') or {}
+    pipelines = [train.get('pipeline'), (getattr(cfg, 'source', None) or cfg).get('train_pipeline')]
     for pipeline in pipelines:
         for step in pipeline or ():
             if isinstance(step, Mapping) and step.get('type') == 'SampleFrames':
@@ -58,9 +59,10 @@ def sample_shape(cfg: Mapping[str, Any], size: int = 224) -> tuple[int, ...]:
 def param_groups(cfg: Mapping[str, Any], shape: Sequence[int] | None = None) -> list[ParamAssignment]:
     """Every parameter of ``build_model(cfg)`` with its rule and group for ``cfg.optimizer``."""
     from actionjax.models import build_model
+    from actionjax.runtime_config import NO_OPTIMIZER
 
-    if 'optimizer' not in cfg:
-        raise KeyError('the config has no "optimizer" key (e.g. optimizer = dict(type=\'SGD\', lr=0.01))')
+    if cfg.get('optimizer') is None:
+        raise KeyError(NO_OPTIMIZER)
     model = build_model(cfg)
     imgs = jax.ShapeDtypeStruct(tuple(shape or sample_shape(cfg)), jnp.uint8)
     params = describe_params(model, None, imgs)
@@ -97,7 +99,8 @@ def format_table(assignments: Sequence[ParamAssignment], optimizer_cfg: Mapping[
 
 
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    from actionjax.config import DictAction, load_config
+    from actionjax.config import DictAction
+    from actionjax.runtime_config import load_config
 
     parser = argparse.ArgumentParser(prog='python -m actionjax.tools.param_groups', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -684,10 +684,11 @@ class ColorJitter:
 class Normalize:
     """Accepted from MMAction2 0.x configs; the mean/std arithmetic runs on the device.
 
-    Records ``img_norm_cfg`` (``mean``, ``std``, ``to_bgr`` as float32 arrays/bool)
-    and leaves ``imgs`` uint8, so batches cross to the accelerator at a quarter of
-    the bytes; the recognizer normalises with the same mean and std (the models
-    read them from this step of the config).
+    The runtime config moves a 0.x ``Normalize``'s mean and std into
+    ``model.data_preprocessor`` and drops the step from the pipelines, so batches cross to
+    the accelerator as uint8 (a quarter of the bytes) and the model normalises them.
+    Built directly, the step leaves ``imgs`` uint8 and records ``img_norm_cfg`` (``mean``,
+    ``std``, ``to_bgr`` as float32 arrays/bool), as MMAction2 stores it.
 
     ``to_bgr=True`` reverses the channel order here, on the host (cheap for uint8),
     so the device sees the channels in the order ``mean``/``std`` are given in and

@@ -21,7 +21,7 @@ Optimizer ``custom_keys`` written for MMAction2 match these names unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import jax
@@ -53,3 +53,85 @@ def named_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """``{'backbone.conv1.conv.weight': array, ...}`` for a ``params`` tree."""
     leaves = jax.tree_util.tree_flatten_with_path(params)[0]
     return {torch_name(tuple(str(k.key) for k in kp)): leaf for kp, leaf in leaves}
+
+
+# Module names MMAction2's ResNetTSM inserts when it wraps already-built modules.
+WRAPPERS = ('net', 'block')
+
+
+def strip_wrappers(key: str) -> str:
+    """``key`` without ResNetTSM's wrapper module names (``net``, ``block``)."""
+    return '.'.join(part for part in key.split('.') if part not in WRAPPERS)
+
+
+def iter_leaves(tree: Mapping[str, Any],
+                prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """``(path, leaf)`` for every leaf of a nested dict, in the dict's order."""
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            yield from iter_leaves(value, (*prefix, str(key)))
+        else:
+            yield (*prefix, str(key)), value
+
+
+def torch_key(collection: str, path: tuple[str, ...]) -> str:
+    """The MMAction2 state_dict key of a Flax variable (``params``/``batch_stats`` leaf rename)."""
+    *modules, leaf = path
+    torch_leaf = FLAX_TO_TORCH_LEAF.get((collection, leaf))
+    if torch_leaf is None:
+        if collection != 'params':
+            raise ValueError(f'no MMAction2 name for {collection}/{"/".join(path)}: only params and '
+                             'batch_stats (mean, var) have torch counterparts')
+        torch_leaf = leaf
+    return '.'.join([*modules, torch_leaf])
+
+
+def match_keys(source: list[str], target: list[str]) -> tuple[dict[str, str], list[str], list[str],
+                                                             list[tuple[str, list[str]]]]:
+    """Pair checkpoint keys with target keys: exactly, else with wrapper names removed.
+
+    Returns ``(target -> source, missing targets, unexpected sources, ambiguous)``.
+    """
+    pairs: dict[str, str] = {}
+    used: set[str] = set()
+    source_set = set(source)
+    for key in target:
+        if key in source_set:
+            pairs[key] = key
+            used.add(key)
+    by_stripped: dict[str, list[str]] = {}
+    for key in source:
+        if key not in used:
+            by_stripped.setdefault(strip_wrappers(key), []).append(key)
+    missing, ambiguous = [], []
+    for key in target:
+        if key in pairs:
+            continue
+        candidates = by_stripped.get(strip_wrappers(key), [])
+        if len(candidates) == 1:
+            pairs[key] = candidates[0]
+            used.add(candidates[0])
+            by_stripped[strip_wrappers(key)] = []
+        elif candidates:
+            ambiguous.append((key, candidates))
+        else:
+            missing.append(key)
+    unexpected = [key for key in source if key not in used]
+    return pairs, missing, unexpected, ambiguous
+
+
+def set_leaf(tree: dict, path: tuple[str, ...], value: Any) -> None:
+    """``tree[path[0]][path[1]]... = value``, creating dicts on the way."""
+    for part in path[:-1]:
+        tree = tree.setdefault(part, {})
+    tree[path[-1]] = value
+
+
+def get_leaf(tree: Mapping, path: tuple[str, ...]) -> Any:
+    """``tree[path[0]][path[1]]...``."""
+    for part in path:
+        tree = tree[part]
+    return tree
+
+
+# ------------------------------------------------------------------- conversion

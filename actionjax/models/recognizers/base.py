@@ -1,5 +1,14 @@
 """What every recognizer shares: building its parts, input normalisation, losses, freezing.
 
+The engine talks to every model kind through two methods, MMAction2 1.x's
+``forward(mode='loss')`` and ``forward(mode='predict')``:
+
+* ``model.apply(variables, batch, rngs=..., mutable=['batch_stats'], method='loss')`` runs
+  the training forward pass on ``batch['imgs']`` and returns the head's losses and
+  accuracies against ``batch['label']`` (entries whose key contains 'loss' are summed);
+* ``model.apply(variables, batch, method='predict')`` returns ``{'scores': (N, C)}``,
+  averaged over each sample's views, which ``AccMetric`` scores.
+
 A recognizer is a Flax module built from MMAction2's model config (``backbone``,
 ``cls_head``, ``neck``, ``train_cfg``, ``test_cfg``, ``data_preprocessor``). Config
 dicts for the backbone and head are built into submodules when the recognizer is
@@ -21,8 +30,6 @@ import jax.numpy as jnp
 
 from actionjax.models.builder import build_backbone, build_head, freeze_cfg
 from actionjax.models.heads.base import AVERAGE_CLIPS, average_clip
-
-_MISSING = object()
 
 
 class BaseRecognizer(nn.Module):
@@ -70,18 +77,17 @@ class BaseRecognizer(nn.Module):
 
     @property
     def average_clips(self) -> str | None:
-        """Test-time view averaging: ``test_cfg.average_clips`` (0.x) or ``cls_head.average_clips`` (1.x)."""
-        from_test = (self.test_cfg or {}).get('average_clips', _MISSING)
-        from_head = getattr(self.cls_head, 'average_clips', None)
-        if from_test is _MISSING:
-            return from_head
-        if from_test not in AVERAGE_CLIPS:
-            raise ValueError(f'model.test_cfg.average_clips must be one of {list(AVERAGE_CLIPS)}, '
-                             f'got {from_test!r}')
-        if from_head is not None and from_head != from_test:
-            raise ValueError(f'model.test_cfg.average_clips={from_test!r} and '
-                             f'model.cls_head.average_clips={from_head!r} disagree; set only one')
-        return from_test
+        """Test-time view averaging: the head's ``average_clips`` (a 0.x
+        ``test_cfg.average_clips`` is moved there by ``to_runtime_config``)."""
+        if 'average_clips' in (self.test_cfg or {}):
+            raise ValueError('model.test_cfg.average_clips (MMAction2 0.x) reaches the model only through '
+                             'the runtime config; build the model with build_model(config) or set '
+                             'model.cls_head.average_clips')
+        value = getattr(self.cls_head, 'average_clips', None)
+        if value not in AVERAGE_CLIPS:
+            raise ValueError(f'model.cls_head.average_clips must be one of {list(AVERAGE_CLIPS)}, '
+                             f'got {value!r}')
+        return value
 
     def preprocess(self, imgs: jax.Array) -> jax.Array:
         """uint8/float channels-last images -> float32 normalised as the config says."""
@@ -98,9 +104,14 @@ class BaseRecognizer(nn.Module):
             x = (x - mean) / std
         return x
 
-    def loss(self, cls_score: jax.Array, labels: jax.Array) -> dict[str, jax.Array]:
-        """The head's losses (and top-k accuracies); the total is the sum of ``*loss*`` entries."""
-        return self.cls_head.loss(cls_score, labels)
+    def loss(self, batch: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
+        """Training forward pass on ``batch['imgs']``; the head's losses and top-k accuracies
+        against ``batch['label']``. The total is the sum of the ``*loss*`` entries."""
+        return self.cls_head.loss(self(batch['imgs'], train=True), batch['label'])
+
+    def predict(self, batch: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
+        """Test forward pass: ``{'scores': (N, num_classes)}`` averaged over each sample's views."""
+        return {'scores': self(batch['imgs'], train=False)}
 
     def average(self, cls_scores: jax.Array) -> jax.Array:
         """``(N, K, C)`` view scores -> test output, as ``average_clips`` says."""
