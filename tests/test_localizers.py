@@ -307,3 +307,31 @@ def test_recipe_models_have_mmaction2s_parameter_counts(config, count):
     shapes = jax.eval_shape(lambda: model.init({'params': jax.random.key(0)}, model.example_input()))
     assert sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(shapes)) == count
     assert cfg['val_evaluator']['type'] == 'ANetMetric' and cfg['val_evaluator']['model'] == cfg['model']
+
+
+# ----------------------------------------------------------------------------- APIs
+
+def test_init_localizer_and_inference_localizer(bmn, pem, tmp_path):
+    """A converted checkpoint through init_localizer(...).raw and inference_localizer."""
+    from actionjax.apis_localization import inference_localizer, init_localizer
+
+    out = tmp_path / 'bmn'
+    mm.convert_checkpoint(os.path.join(HERE, 'bmn_tiny.pth'), dict(model=bmn.cfg), out=out)
+    model = init_localizer(dict(model=bmn.cfg), out)
+    raw = model.raw(bmn.arrays['raw_feature'])
+    for key in ('confidence_map', 'start', 'end'):
+        assert_close(raw[key], bmn.arrays[key], f'raw {key}')
+    proposals = inference_localizer(model, bmn.arrays['raw_feature'][1], INFO['video_infos'][1])
+    golden = INFO['bmn_proposals'][1]
+    assert [p['segment'] for p in proposals] == [p['segment'] for p in golden]
+    np.testing.assert_allclose([p['score'] for p in proposals], [p['score'] for p in golden], rtol=1e-5)
+
+    model = init_localizer(dict(model=pem.cfg))  # random weights: the PEM path, shapes only
+    count = int(pem.arrays['num_instances'][0])
+    model.variables = pem.variables
+    rows = {k: pem.arrays[k][0, :count] for k in ('tmin', 'tmax', 'tmin_score', 'tmax_score')}
+    proposals = inference_localizer(model, pem.arrays['bsp_feature'][0, :count], INFO['video_infos'][0], rows)
+    golden = INFO['pem_proposals'][0]
+    np.testing.assert_allclose([p['score'] for p in proposals], [p['score'] for p in golden], rtol=1e-5)
+    with pytest.raises(ValueError, match='does not match|missing'):
+        init_localizer(dict(model=dict(bmn.cfg, hidden_dim_2d=4)), out)
