@@ -30,7 +30,7 @@ HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures', 'tra
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RTOL = 1e-4  # relative to max |value|, the issue's parity bound
 MODELS = ['swin_tiny', 'timesformer_divst', 'timesformer_jointst', 'timesformer_spaceonly', 'videomae_vit',
-          'videomae_vit_options']
+          'videomae_vit_options', 'mvit_small', 'mvit_options']
 
 
 def fixture(name: str) -> str:
@@ -70,7 +70,7 @@ class Golden:
             return feats, logits, model.average(logits)
 
         fn = jax.jit(lambda v, x: self.model.apply(v, x, method=forward))
-        return tuple(np.asarray(out) for out in fn(self.variables, self.golden['imgs']))
+        return jax.tree.map(np.asarray, fn(self.variables, self.golden['imgs']))
 
 
 @pytest.fixture(scope='module', params=MODELS)
@@ -80,9 +80,20 @@ def golden(request) -> Golden:
 
 # ------------------------------------------------------------------ parity with MMAction2
 
+def last_output(features):
+    """MViT's output is a tuple of stages, each ``(patch_tokens, cls_token)`` or patch tokens;
+    the goldens hold the last stage's."""
+    if isinstance(features, tuple):
+        features = features[-1]
+    return features if isinstance(features, tuple) else (features,)
+
+
 def test_features_logits_and_scores_match_mmaction2(golden):
     features, logits, scores = golden.outputs
-    assert_close(features, golden.golden['features'], f'{golden.name} backbone features')
+    features = last_output(features)
+    assert_close(features[0], golden.golden['features'], f'{golden.name} backbone features')
+    if 'cls_features' in golden.golden:
+        assert_close(features[1], golden.golden['cls_features'], f'{golden.name} class token')
     assert_close(logits, golden.golden['logits'], f'{golden.name} logits')
     assert_close(scores, golden.golden['scores'], f'{golden.name} scores')
 
@@ -172,7 +183,7 @@ def loss_and_grads(cfg: Config, variables: dict, imgs: np.ndarray, seeds: tuple[
     return [step(variables['params'], jax.random.key(seed)) for seed in seeds]
 
 
-@pytest.mark.parametrize('name', ['swin_tiny', 'timesformer_divst', 'videomae_vit_options'])
+@pytest.mark.parametrize('name', ['swin_tiny', 'timesformer_divst', 'videomae_vit_options', 'mvit_options'])
 def test_jit_forward_and_backward_in_training_mode(name):
     """Training mode differentiates with stochastic depth on (the 'dropout' rng: another
     key drops other paths), every parameter gets a gradient, and ``with_cp`` (activation

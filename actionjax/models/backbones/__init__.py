@@ -1,6 +1,7 @@
 """Backbones, registered in ``BACKBONES`` on import."""
 
 from actionjax.models.backbones.c3d import C3D
+from actionjax.models.backbones.mvit import MViT
 from actionjax.models.backbones.resnet import ResNet
 from actionjax.models.backbones.resnet2plus1d import ResNet2Plus1d
 from actionjax.models.backbones.resnet3d import ResNet3d
@@ -13,6 +14,6 @@ from actionjax.models.backbones.timesformer import TimeSformer
 from actionjax.models.backbones.vit_mae import VisionTransformer
 from actionjax.models.backbones.x3d import X3D
 
-__all__ = ['C3D', 'ResNet', 'ResNet2Plus1d', 'ResNet3d', 'ResNet3dCSN', 'ResNet3dSlowFast',
+__all__ = ['C3D', 'MViT', 'ResNet', 'ResNet2Plus1d', 'ResNet3d', 'ResNet3dCSN', 'ResNet3dSlowFast',
            'ResNet3dSlowOnly', 'ResNetTSM', 'SwinTransformer3D', 'TimeSformer', 'VisionTransformer',
            'X3D']
