@@ -2,7 +2,7 @@
 
 Three 1D convolutions over the snippet axis give, for every snippet, the probability
 of being inside an action, at its start and at its end. BSN's proposal generation (PGM)
-then pairs start and end peaks; see ``actionjax.models.localizers.pgm``.
+then pairs start and end peaks; see ``actionjax.models.localizers.bsn_pgm``.
 """
 
 from __future__ import annotations
