@@ -25,12 +25,14 @@ import pytest
 from actionjax.optim import (
     DefaultOptimizerConstructor,
     ParamRule,
+    ScheduleConfig,
     build_lr_schedule,
     build_optimizer,
     current_lrs,
     describe_params,
 )
 from actionjax.optim.constructors import build_constructor
+from actionjax.optim.param_info import describe_model
 from actionjax.registry import OPTIMIZER_BUILDERS, OPTIMIZERS, RegistryError
 from actionjax.tools import param_groups
 
@@ -140,16 +142,23 @@ def test_bias_norm_dwconv_rules(tiny_params):
     (dict(SGD, paramwise_cfg=dict(custom_keys={'fc': 10})), ValueError, r'custom_keys\[\'fc\'\]'),
     (dict(SGD, paramwise_cfg=dict(custom_keys={'fc': dict(lr=10)})), ValueError, 'lr_mult'),
     (dict(SGD, paramwise_cfg=[1]), TypeError, 'paramwise_cfg must be None or a dict'),
-    (dict(SGD, paramwise_cfg=dict(bias_lr_mul=2)), KeyError, 'bias_lr_mul'),
     (dict(SGD, constructor='TSMOptimizerConstructor'), KeyError, 'fc_lr5'),
-    (dict(SGD, constructor='TSMOptimizerConstructor', paramwise_cfg=dict(fc_lr5=True, bias_lr_mult=2)),
-     KeyError, 'bias_lr_mult'),
     (dict(SGD, constructor='TSMOptimiserConstructor'), RegistryError, 'optimizer.constructor'),
     (dict(lr=0.1), KeyError, 'type'),
 ])
 def test_config_errors(optimizer_cfg, error, message):
     with pytest.raises(error, match=message):
         build_constructor(optimizer_cfg)
+
+
+@pytest.mark.parametrize('paramwise_cfg, message', [
+    (dict(bias_lr_mul=2), "'bias_lr_mul' \\(did you mean 'bias_lr_mult'\\?\\)"),
+    (dict(norm_decay_mult=0.0, fc_lr5=True), "'fc_lr5'.*DefaultOptimizerConstructor never reads"),
+])
+def test_unknown_paramwise_keys_are_reported_after_the_rules_ran(tiny_params, paramwise_cfg, message):
+    constructor = build_constructor(dict(SGD, paramwise_cfg=paramwise_cfg))  # keys are known only later
+    with pytest.raises(KeyError, match=message):
+        constructor.assign(tiny_params)
 
 
 def test_errors_when_building(tiny_params):
@@ -190,7 +199,9 @@ def test_tsm_groups(tsm_params):
     assert got['cls_head.fc_cls.weight'] == (1.0, 1.0) and got['cls_head.fc_cls.bias'] == (2.0, 0.0)
     names = [p.name for p in tsm_params]
     with pytest.raises(ValueError, match='last fc layer'):  # no conv/fc bias anywhere: MMAction2 pops nothing
-        build_constructor(cfg).add_params([p for p in tsm_params if p.name != 'cls_head.fc_cls.bias'])
+        build_constructor(cfg).assign([p for p in tsm_params if p.name != 'cls_head.fc_cls.bias'])
+    with pytest.raises(KeyError, match="'bias_lr_mult'.*TSMOptimizerConstructor never reads"):
+        build_constructor(dict(cfg, paramwise_cfg=dict(fc_lr5=True, bias_lr_mult=2))).assign(tsm_params)
     assert names.index('backbone.conv1.conv.weight') == 0
 
 
@@ -202,8 +213,7 @@ def test_frozen_and_zero_lr_params_have_no_state_and_no_update():
     params = jax.tree.map(lambda s: jnp.ones(s.shape, s.dtype),
                           jax.eval_shape(lambda x: model.init(jax.random.key(0), x), TINY_IMGS)['params'])
     cfg = dict(SGD, paramwise_cfg=dict(custom_keys={'cls_head': dict(lr_mult=0.0)}))
-    tx = build_optimizer(cfg, model, {'params': params}, TINY_IMGS,
-                         optimizer_config=dict(grad_clip=dict(max_norm=1.0)))
+    tx = build_optimizer(cfg, model, {'params': params}, TINY_IMGS, grad_clip=dict(max_norm=1.0))
     state = tx.init(params)
     n_trainable = sum(math.prod(p.shape) for p in describe_params(model, None, TINY_IMGS)
                       if not p.frozen and not p.name.startswith('cls_head'))
@@ -238,7 +248,8 @@ def test_group_lr_follows_its_own_base_like_mmcv(tiny_params):
     params = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), params)
     lr_config = dict(policy='CosineAnnealing', min_lr=0.001, by_epoch=False)
     lr_fn = build_lr_schedule(lr_config, 0.01, iters_per_epoch=2, max_epochs=2)
-    tx = build_constructor(dict(SGD, paramwise_cfg=dict(bias_lr_mult=2.0)))(tiny_params, lr_schedule=lr_fn)
+    schedule = ScheduleConfig(lr_config, 'lr', iters_per_epoch=2, max_epochs=2)  # what training passes
+    tx = build_constructor(dict(SGD, paramwise_cfg=dict(bias_lr_mult=2.0)))(tiny_params, lr_schedule=schedule)
     state = tx.init(params)
     update = jax.jit(tx.update)
     for step in range(4):
@@ -263,8 +274,6 @@ def test_user_optimizer_and_constructor(tiny_params):
 
     @OPTIMIZER_BUILDERS.register_module(force=True)
     class HeadTenTimes(DefaultOptimizerConstructor):
-        paramwise_keys = DefaultOptimizerConstructor.paramwise_keys | {'head_mult'}
-
         def param_rule(self, param):
             if param.name.startswith('cls_head.'):
                 return ParamRule(self.paramwise_cfg['head_mult'], 0.0)
@@ -280,6 +289,97 @@ def test_user_optimizer_and_constructor(tiny_params):
     tx = constructor.group_optimizer(ParamRule(10.0, 0.0))
     updates, _ = tx.update({'w': jnp.array([-3.0, 2.0])}, tx.init(params), params)
     np.testing.assert_allclose(updates['w'], [10.0, -10.0])  # sign * scale 2 * lr 0.5 * lr_mult 10
+
+
+def test_add_params_takes_torch_param_groups(tiny_params):
+    """mmcv's add_params(params, module): walk the modules, append torch-style groups."""
+    import flax.linen as nn
+
+    @OPTIMIZER_BUILDERS.register_module(force=True)
+    class NormsAndHead(DefaultOptimizerConstructor):
+        def add_params(self, params, module):
+            norms, head, rest = [], [], []
+            for m in module.modules():
+                own = m.parameters(recurse=False)
+                if issubclass(m.type, (nn.BatchNorm, nn.GroupNorm, nn.LayerNorm)):
+                    norms += own
+                elif m.name.startswith('cls_head'):
+                    head += own
+                else:
+                    rest += own
+            params.append({'params': norms, 'weight_decay': 0.0})
+            params.append({'params': head, 'lr': self.base_lr * self.paramwise_cfg['head_lr_mult'],
+                           'weight_decay': self.base_wd})
+            params.append({'params': [p.name for p in rest]})  # names work too
+
+    tree = describe_model(tiny_net.TinyNet(), None, TINY_IMGS)
+    assert [m.name for m in tree.children()] == ['backbone', 'cls_head']
+    assert tree.parameters() == tiny_params
+    got = rules(dict(SGD, lr=0.02, constructor='NormsAndHead', paramwise_cfg=dict(head_lr_mult=5)), tree)
+    assert got['backbone.gn.bias'] == (1.0, 0.0) and got['backbone.ln.weight'] == (1.0, 0.0)
+    assert got['cls_head.fc_cls.bias'] == (5.0, 1.0)  # 0.02 * 5 / 0.02 rounds to exactly 5
+    assert got['backbone.pw.weight'] == (1.0, 1.0)
+
+
+@pytest.mark.parametrize('body, error, message', [
+    ("params.append({'params': module.parameters()}); params.append({'params': module.parameters()[:1]})",
+     ValueError, 'in more than one param group'),
+    ("params.append({'params': module.parameters()[1:]})", ValueError,
+     r'put 1 parameter\(s\) in no param group'),
+    ("params.append({'params': module.parameters(), 'momentum': 0.5})", ValueError, 'per-group momentum'),
+    ("params.append({'params': module.parameters(), 'lr': 0.1, 'lr_mult': 2})", ValueError,
+     'both lr and lr_mult'),
+    ("return {p.name: (1.0, 1.0) for p in module.parameters()}", TypeError, 'returns None'),
+])
+def test_add_params_errors(tiny_params, body, error, message):
+    namespace = {}
+    exec(f'def add_params(self, params, module):\n    {body}\n', namespace)
+    constructor = type('Broken', (DefaultOptimizerConstructor,), {'add_params': namespace['add_params']})(SGD)
+    with pytest.raises(error, match=message):
+        constructor.assign(tiny_params)
+
+
+def test_old_add_params_signature_says_what_to_write(tiny_params):
+    class OneArgument(DefaultOptimizerConstructor):
+        def add_params(self, params):
+            return {p.name: ParamRule() for p in params}
+
+    with pytest.raises(TypeError, match=r'must take \(params, module\)'):
+        OneArgument(SGD).assign(tiny_params)
+
+
+def test_optimizer_without_lr(tiny_params):
+    """The tutorial's MyOptimizer(a, b, c): built as written; nothing may ask it for an lr."""
+    @OPTIMIZERS.register_module(force=True)
+    def MyOptimizer(a, b, c):
+        return optax.chain(optax.scale_by_rms(decay=b, eps=c), optax.scale(-a))
+
+    tiny = tiny_net.TinyNet()
+    params = jax.tree.map(lambda s: jnp.ones(s.shape, s.dtype),
+                          jax.eval_shape(lambda x: tiny.init(jax.random.key(0), x), TINY_IMGS)['params'])
+    cfg = dict(type='MyOptimizer', a=0.01, b=0.9, c=1e-8)
+    tx = build_optimizer(cfg, tiny, {'params': params}, TINY_IMGS,
+                         lr_schedule=ScheduleConfig(None, 'lr', iters_per_epoch=2, max_epochs=1))
+    updates, state = jax.jit(tx.update)(jax.tree.map(jnp.ones_like, params), tx.init(params), params)
+    assert current_lrs(state) == {}  # no lr anywhere: nothing to log
+    np.testing.assert_allclose(updates['cls_head']['fc_cls']['bias'], -0.01 / np.sqrt(0.1), rtol=1e-5)
+    with pytest.raises(TypeError, match=r'optimizer.lr=0.1, but MyOptimizer\(a, b, c\) takes no lr'):
+        build_constructor(dict(cfg, lr=0.1))(tiny_params)
+    with pytest.raises(TypeError, match='schedules the lr.*remove the schedule'):
+        step = ScheduleConfig(dict(policy='step', step=[1]), 'lr', iters_per_epoch=2, max_epochs=2)
+        build_constructor(cfg)(tiny_params, lr_schedule=step)
+    with pytest.raises(ValueError, match='lr_mult=2, but MyOptimizer'):
+        build_constructor(dict(cfg, paramwise_cfg=dict(bias_lr_mult=2.0)))(tiny_params)
+
+
+def test_a_torch_optimizer_class_is_a_clear_error(tiny_params):
+    @OPTIMIZERS.register_module(force=True)
+    class TorchStyle:
+        def __init__(self, lr):
+            self.lr = lr
+
+    with pytest.raises(TypeError, match='returned TorchStyle.*optax.GradientTransformation'):
+        build_constructor(dict(type='TorchStyle', lr=0.1))(tiny_params)
 
 
 def test_sample_shape_and_table(tmp_path):

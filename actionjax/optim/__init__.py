@@ -29,13 +29,15 @@ from actionjax.optim.optimizers import (
     CopyOfSGD,
     RMSprop,
 )
-from actionjax.optim.param_info import ParamInfo, describe_params
+from actionjax.optim.param_info import ModuleInfo, ParamInfo, describe_model, describe_params
 from actionjax.optim.schedule_builder import ScheduleConfig, build_lr_schedule, build_momentum_schedule
 from actionjax.optim.swin_constructor import SwinOptimWrapperConstructor  # noqa: F401 (registers)
 
 __all__ = [
     'SGD', 'Adadelta', 'Adagrad', 'Adam', 'AdamW', 'Adamax', 'CopyOfSGD', 'RMSprop',
-    'DefaultOptimizerConstructor', 'TSMOptimizerConstructor', 'ParamAssignment', 'ParamInfo', 'ParamRule',
+    'DefaultOptimizerConstructor', 'TSMOptimizerConstructor', 'ModuleInfo', 'ParamAssignment', 'ParamInfo',
+    'ParamRule',
     'ScheduleConfig', 'build_constructor', 'build_grad_clip', 'build_lr_schedule', 'build_momentum_schedule',
-    'build_optimizer', 'clip_grad_norm', 'current_hyperparams', 'current_lrs', 'describe_params',
+    'build_optimizer', 'clip_grad_norm', 'current_hyperparams', 'current_lrs', 'describe_model',
+    'describe_params',
 ]

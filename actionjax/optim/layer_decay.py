@@ -18,11 +18,10 @@ class name has 'VisionTransformer' or 'MViT' (the two number their blocks
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from actionjax.optim.constructors import DefaultOptimWrapperConstructor, ParamRule
-from actionjax.optim.param_info import ParamInfo
+from actionjax.optim.constructors import DefaultOptimWrapperConstructor
+from actionjax.optim.param_info import ModuleInfo
 from actionjax.registry import OPTIMIZER_BUILDERS
 
 EMBEDDINGS = ('backbone.cls_token', 'backbone.mask_token', 'backbone.pos_embed')
@@ -57,16 +56,15 @@ class LearningRateDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
             raise NotImplementedError(f"optimizer.paramwise_cfg.decay_type={decay_type!r}: MMAction2 1.2.0's "
                                       "LearningRateDecayOptimizerConstructor only supports 'layer_wise'")
 
-    def add_params(self, params: Sequence[ParamInfo]) -> dict[str, ParamRule]:
-        if not any(p.name.startswith('backbone.blocks.') for p in params):
+    def add_params(self, params: list[dict[str, Any]], module: ModuleInfo) -> None:
+        infos = module.parameters()
+        if not any(p.name.startswith('backbone.blocks.') for p in infos):
             raise NotImplementedError('LearningRateDecayOptimizerConstructor numbers the layers of '
                                       'backbone.blocks.{i} (VisionTransformer, MViT), as MMAction2 1.2.0 '
                                       'does; this model has none. Use DefaultOptimWrapperConstructor')
         decay_rate = float(self.paramwise_cfg['decay_rate'])
         num_layers = int(self.paramwise_cfg['num_layers'])
-        rules = {}
-        for p in params:
+        for p in infos:
             no_decay = len(p.shape) == 1 or p.name.endswith('.bias')
             lr_mult = decay_rate ** (num_layers - layer_id(p.name, num_layers) + 1)
-            rules[p.name] = ParamRule(lr_mult, 0.0 if no_decay else 1.0)
-        return rules
+            params.append({'params': [p], 'lr_mult': lr_mult, 'decay_mult': 0.0 if no_decay else 1.0})

@@ -10,13 +10,15 @@ in call order, which for MMAction2's models is the torch module registration ord
 
 Names are MMAction2's (``backbone.layer1.0.conv1.conv.weight``, see
 actionjax/models/common/param_names.py), so ``custom_keys`` written for MMAction2 match.
+``describe_model`` gives the same record as a tree of ``ModuleInfo`` (torch's
+``model.modules()``), which a constructor's ``add_params(params, module)`` walks.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -110,18 +112,92 @@ def frozen_prefixes(model: nn.Module) -> tuple[str, ...]:
     return tuple(method()) if callable(method) else ()
 
 
-def describe_params(model: nn.Module, variables: Mapping[str, Any] | None, sample_imgs: Any,
-                    **init_kwargs: Any) -> list[ParamInfo]:
-    """A ``ParamInfo`` for every leaf of ``variables['params']``, in the model's call order.
+class ModuleInfo:
+    """One module of the model as an optimizer constructor sees it: torch's ``nn.Module`` in
+    ``model.modules()``, for rules written like MMAction2's ``add_params(params, module)``.
+
+    ``name`` is the dotted MMAction2 name (``'backbone.layer1.0.conv1.conv'``, ``''`` for the
+    model), ``type`` the Flax class (``flax.linen.Conv``; ``flax.linen.Module`` for a module
+    the trace did not see run), ``parent`` the enclosing ``ModuleInfo`` (None for the model).
+    Where torch code asks ``isinstance(m, nn.Conv2d)``, ask ``issubclass(m.type, nn.Conv)``;
+    ``len(m._modules) == 0`` is ``not m.children()``.
+    """
+
+    def __init__(self, name: str, type: type, parent: ModuleInfo | None = None) -> None:  # noqa: A002
+        self.name = name
+        self.type = type
+        self.parent = parent
+        self._params: list[ParamInfo] = []
+        self._children: list[ModuleInfo] = []
+
+    def children(self) -> list[ModuleInfo]:
+        """The direct submodules, in call order."""
+        return list(self._children)
+
+    def modules(self) -> Iterator[ModuleInfo]:
+        """This module and every module below it, parents first, in call order (torch's ``modules()``)."""
+        yield self
+        for child in self._children:
+            yield from child.modules()
+
+    def parameters(self, recurse: bool = True) -> list[ParamInfo]:
+        """The parameters of this module (weight before bias), then, with ``recurse``, those of
+        every submodule in ``modules()`` order: torch's ``parameters()``."""
+        if not recurse:
+            return list(self._params)
+        return [p for m in self.modules() for p in m._params]
+
+    def __repr__(self) -> str:
+        return (f'ModuleInfo({self.name!r}, {self.type.__name__}, {len(self._params)} params, '
+                f'{len(self._children)} children)')
+
+
+def module_tree(params: Sequence[ParamInfo],
+                module_types: Mapping[tuple[str, ...], type] | None = None) -> ModuleInfo:
+    """The ``ModuleInfo`` tree of ``params`` (the model at the root).
+
+    ``module_types`` (``{module path: class}`` in call order, from ``trace_module_types``) adds
+    the modules without parameters and the classes of modules that own none themselves;
+    without it the tree holds the modules that own or contain parameters, each owner with
+    its ``ParamInfo.module_type``. Modules come in call order, a module's own parameters
+    weight first, then bias, then any others.
+    """
+    module_types = dict(module_types or {})
+    root = ModuleInfo('', module_types.get((), nn.Module))
+    nodes: dict[tuple[str, ...], ModuleInfo] = {(): root}
+
+    def node(path: tuple[str, ...], kind: type | None = None) -> ModuleInfo:
+        if path not in nodes:
+            parent = node(path[:-1])
+            found = ModuleInfo('.'.join(path), kind or module_types.get(path, nn.Module), parent)
+            parent._children.append(found)
+            nodes[path] = found
+        return nodes[path]
+
+    for path in module_types:
+        node(path)
+    for p in params:
+        node(p.path[:-1], p.module_type)
+    leaf_rank = {'weight': 0, 'bias': 1}
+    for p in sorted(params, key=lambda p: leaf_rank.get(p.leaf, 2)):  # stable: others keep their order
+        node(p.path[:-1], p.module_type)._params.append(p)
+    return root
+
+
+def describe_model(model: nn.Module, variables: Mapping[str, Any] | None, sample_imgs: Any,
+                   **init_kwargs: Any) -> ModuleInfo:
+    """The model as a ``ModuleInfo`` tree: every module that ran, in call order, with a
+    ``ParamInfo`` for every leaf of ``variables['params']``.
 
     ``variables`` may be None (the abstract ones from the trace are used) or real arrays
     (their leaves must match the traced ones). ``sample_imgs`` is any batch of the
     model's input shape (an array or a ShapeDtypeStruct); its values are never read.
+    Call order is torch's module registration order for MMAction2's models, which rules
+    such as ``TSMOptimizerConstructor``'s "first conv" and "last fc" rely on.
     """
     module_types, abstract = trace_module_types(model, sample_imgs, **init_kwargs)
     params = abstract['params'] if variables is None else variables['params']
     prefixes = frozen_prefixes(model)
-    order = {path: i for i, path in enumerate(module_types)}
     leaves = [(tuple(str(getattr(k, 'key', k)) for k in key_path), tuple(jnp.shape(leaf)))
               for key_path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]]
     kernels = {path[:-1]: shape for path, shape in leaves if path[-1] == 'kernel'}
@@ -131,10 +207,14 @@ def describe_params(model: nn.Module, variables: Mapping[str, Any] | None, sampl
         infos.append(ParamInfo(
             name=name, path=path, shape=shape, module_type=module_types.get(path[:-1]),
             frozen=any(name.startswith(p) for p in prefixes), kernel_shape=kernels.get(path[:-1])))
-    # Torch's order: modules by first call (not alphabetical), then weight before bias.
-    leaf_rank = {'weight': 0, 'bias': 1}
-    infos.sort(key=lambda info: (order.get(info.path[:-1], len(order)), leaf_rank.get(info.leaf, 2)))
-    return infos
+    return module_tree(infos, module_types)
+
+
+def describe_params(model: nn.Module, variables: Mapping[str, Any] | None, sample_imgs: Any,
+                    **init_kwargs: Any) -> list[ParamInfo]:
+    """A ``ParamInfo`` for every leaf of ``variables['params']``, in the model's call order
+    (``describe_model(...).parameters()``)."""
+    return describe_model(model, variables, sample_imgs, **init_kwargs).parameters()
 
 
 def name_tree(params: Any, values: Mapping[str, Any]) -> Any:

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from actionjax.optim.constructors import FROZEN, ParamAssignment, build_constructor
-from actionjax.optim.param_info import describe_params
+from actionjax.optim.param_info import describe_model
 
 
 def sample_shape(cfg: Mapping[str, Any], size: int = 224) -> tuple[int, ...]:
@@ -65,8 +65,7 @@ def param_groups(cfg: Mapping[str, Any], shape: Sequence[int] | None = None) -> 
         raise KeyError(NO_OPTIMIZER)
     model = build_model(cfg)
     imgs = jax.ShapeDtypeStruct(tuple(shape or sample_shape(cfg)), jnp.uint8)
-    params = describe_params(model, None, imgs)
-    return build_constructor(cfg['optimizer']).assign(params)
+    return build_constructor(cfg['optimizer']).assign(describe_model(model, None, imgs))
 
 
 def as_records(assignments: Sequence[ParamAssignment]) -> list[dict[str, Any]]:

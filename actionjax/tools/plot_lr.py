@@ -54,13 +54,14 @@ def schedule_curves(cfg: Mapping[str, Any], iters_per_epoch: int) -> dict[str, A
 
     from actionjax.engine.build import schedule_configs
     from actionjax.models import build_model
-    from actionjax.optim import build_constructor, describe_params
+    from actionjax.optim import build_constructor
+    from actionjax.optim.param_info import describe_model
     from actionjax.tools.param_groups import sample_shape
 
     lr, momentum = schedule_configs(cfg, iters_per_epoch)
     model = build_model(cfg)
-    params = describe_params(model, None, jax.ShapeDtypeStruct(sample_shape(cfg, size=64), jnp.uint8))
-    groups = build_constructor(cfg['optimizer']).groups(params, lr, momentum)
+    tree = describe_model(model, None, jax.ShapeDtypeStruct(sample_shape(cfg, size=64), jnp.uint8))
+    groups = build_constructor(cfg['optimizer']).groups(tree, lr, momentum)
     loop = cfg['train_loop']
     total = loop['max_epochs'] * iters_per_epoch if loop['by_epoch'] else loop['max_iters']
     steps = jnp.arange(total, dtype=jnp.int32)
@@ -72,7 +73,8 @@ def schedule_curves(cfg: Mapping[str, Any], iters_per_epoch: int) -> dict[str, A
 
     curves: dict[str, Any] = {'lr': {}, 'momentum': {}}
     for group, (_, hyperparams) in groups.items():
-        curves['lr'][group] = values(hyperparams['lr'])
+        if hyperparams['lr'] is not None:  # None: an optimizer without an lr argument
+            curves['lr'][group] = values(hyperparams['lr'])
         if 'momentum' in hyperparams:
             curves['momentum'][group] = values(hyperparams['momentum'])
     return dict(curves, epochs=np.arange(total) / iters_per_epoch, max_iters=total)
