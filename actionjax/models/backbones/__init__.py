@@ -11,9 +11,10 @@ from actionjax.models.backbones.resnet3d_slowonly import ResNet3dSlowOnly
 from actionjax.models.backbones.resnet_tsm import ResNetTSM
 from actionjax.models.backbones.swin import SwinTransformer3D
 from actionjax.models.backbones.timesformer import TimeSformer
+from actionjax.models.backbones.uniformerv2 import UniFormerV2
 from actionjax.models.backbones.vit_mae import VisionTransformer
 from actionjax.models.backbones.x3d import X3D
 
 __all__ = ['C3D', 'MViT', 'ResNet', 'ResNet2Plus1d', 'ResNet3d', 'ResNet3dCSN', 'ResNet3dSlowFast',
-           'ResNet3dSlowOnly', 'ResNetTSM', 'SwinTransformer3D', 'TimeSformer', 'VisionTransformer',
-           'X3D']
+           'ResNet3dSlowOnly', 'ResNetTSM', 'SwinTransformer3D', 'TimeSformer', 'UniFormerV2',
+           'VisionTransformer', 'X3D']
