@@ -1,0 +1,140 @@
+"""SSN (MMAction2 0.24.1): head outputs, STPP (train and test), SSNLoss and conversion against goldens.
+
+tests/fixtures/ssn/make_fixtures.py made them with MMAction2 0.24.1's own code: a small SSN
+(ResNet-18's first stage) with random weights, a training batch of two videos with their
+sampled proposals, and a test case of per-frame features and proposal ticks.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from actionjax.models.heads.ssn_head import stpp_test_pool
+from actionjax.models.localizers import build_localizer
+from actionjax.models.losses import SSNLoss
+from actionjax.registry import LOSSES
+from convert import mmaction2 as mm
+
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures', 'ssn')
+STPP = (1, (1, 2), 1)
+TRAIN_CFG = dict(ssn=dict(sampler=dict(num_per_video=8, positive_ratio=1, background_ratio=1,
+                                       incomplete_ratio=6, add_gt_as_proposals=True),
+                          loss_weight=dict(comp_loss_weight=0.1, reg_loss_weight=0.1)))
+MODEL = dict(
+    type='SSN',
+    backbone=dict(type='ResNet', pretrained=None, depth=18, num_stages=1, out_indices=(0,), strides=(1,),
+                  dilations=(1,), norm_eval=False),
+    spatial_type='avg', dropout_ratio=0.8, loss_cls=dict(type='SSNLoss'),
+    cls_head=dict(type='SSNHead', dropout_ratio=0., in_channels=64, num_classes=5,
+                  consensus=dict(type='STPPTrain', stpp_stage=STPP, num_segments_list=(2, 5, 2)),
+                  use_regression=True),
+    train_cfg=TRAIN_CFG)
+GOLDEN = dict(np.load(os.path.join(HERE, 'ssn_tiny.npz')))
+BATCH = {k: GOLDEN[k] for k in ('imgs', 'proposal_scale_factor', 'proposal_type', 'proposal_labels',
+                                'reg_targets')}
+
+
+def assert_close(actual, expected, what: str, rtol: float = 1e-4) -> None:
+    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    assert actual.shape == expected.shape, f'{what}: {actual.shape} != {expected.shape}'
+    err = np.abs(actual - expected).max() / (expected.max() - expected.min())
+    assert err < rtol, f'{what}: max abs diff / spread = {err:.2e}'
+
+
+@pytest.fixture(scope='module')
+def ssn():
+    model = build_localizer(MODEL)
+    return model, mm.convert_checkpoint(os.path.join(HERE, 'ssn_tiny.pth'), dict(model=MODEL))
+
+
+def losses_of(outputs, **kwargs):
+    return SSNLoss()(*outputs, GOLDEN['proposal_type'], GOLDEN['proposal_labels'], GOLDEN['reg_targets'],
+                     TRAIN_CFG, **kwargs)
+
+
+def test_head_outputs_and_losses(ssn):
+    """STPPTrain + the three fc layers on the converted backbone's frame features, and SSNLoss's
+    three terms (cross entropy, OHEM completeness hinge, smooth-L1 regression)."""
+    model, variables = ssn
+    outputs = jax.jit(lambda v, x, s: model.apply(v, x, s))(variables, BATCH['imgs'],
+                                                            BATCH['proposal_scale_factor'])
+    for name, value in zip(('activity', 'completeness', 'bbox'), outputs, strict=True):
+        assert_close(value, GOLDEN[name], name)
+    for given in (outputs, tuple(GOLDEN[k] for k in ('activity', 'completeness', 'bbox'))):
+        losses = losses_of(given)
+        assert sorted(losses) == ['loss_activity', 'loss_completeness', 'loss_reg']
+        for key, value in losses.items():
+            assert float(value) == pytest.approx(float(GOLDEN[key]), rel=1e-5), key
+
+
+def test_test_scores_and_stpp_test_pooling(ssn):
+    """MMAction2's prepare_test_fc + STPPTest: every frame scored for every STPP part, pooled
+    over each proposal's ticks (proposals past the video's end and empty ones included)."""
+    model, variables = ssn
+    scores = model.cls_head.apply({'params': variables['params']['cls_head']}, GOLDEN['test_features'],
+                                  method='test_scores')
+    assert_close(scores, GOLDEN['test_scores'], 'test scores')
+    pooled = stpp_test_pool(GOLDEN['test_scores'], GOLDEN['test_ticks'], GOLDEN['test_scale_factors'],
+                            num_classes=5, stpp_stage=STPP)
+    for name, value in zip(('test_activity', 'test_completeness', 'test_bbox'), pooled, strict=True):
+        np.testing.assert_allclose(value, GOLDEN[name], rtol=2e-6, atol=1e-6, err_msg=name)
+
+
+@LOSSES.register_module(force=True)
+class L1RegressionForTest:
+    """A user's regression loss for SSN's loss_bbox (mmdet-style signature)."""
+
+    def __call__(self, pred, target, weight=None):
+        return jnp.sum(weight * jnp.abs(pred - target)) / jnp.sum(weight)
+
+
+def test_training_step_and_user_regression_loss(ssn):
+    """model.loss(batch) in training mode (batch statistics, dropout) gives finite terms; a
+    registered loss_bbox takes the regression term, and its gradient reaches the regressor."""
+    _, variables = ssn
+    model = build_localizer(dict(MODEL, loss_bbox=dict(type='L1RegressionForTest')))
+    outputs = model.apply(variables, BATCH['imgs'], BATCH['proposal_scale_factor'])
+    expected = losses_of(outputs, loss_bbox=L1RegressionForTest())['loss_reg']
+    assert float(expected) != pytest.approx(float(GOLDEN['loss_reg']), rel=1e-3)  # not the default term
+
+    one_video = {k: v[:1] for k, v in BATCH.items()}
+
+    def reg_loss(params):
+        losses, _ = model.apply(dict(variables, params=params), one_video, method='loss',
+                                rngs={'dropout': jax.random.key(0)}, mutable=['batch_stats'])
+        return losses['loss_reg'], losses
+
+    (reg, losses), grads = jax.jit(jax.value_and_grad(reg_loss, has_aux=True))(variables['params'])
+    assert all(np.isfinite(float(v)) for v in losses.values())
+    assert float(jnp.abs(grads['cls_head']['regressor_fc']['kernel']).max()) > 0
+    assert float(jnp.abs(grads['cls_head']['activity_fc']['kernel']).max()) == 0
+
+
+def test_conversion_round_trip(tmp_path):
+    config = tmp_path / 'ssn.py'
+    config.write_text(f'model = {MODEL!r}\n')
+    out = tmp_path / 'converted'
+    assert mm.main([os.path.join(HERE, 'ssn_tiny.pth'), '--config', str(config), '--out', str(out)]) == 0
+    assert mm.main(['--reverse', str(out), '--config', str(config), '--out', str(tmp_path / 'back.pth')]) == 0
+    back = mm.read_checkpoint(tmp_path / 'back.pth')[0]
+    original = mm.read_checkpoint(os.path.join(HERE, 'ssn_tiny.pth'))[0]
+    assert list(back) == list(original)
+    for key, value in original.items():
+        np.testing.assert_array_equal(back[key], value, err_msg=key)
+
+
+def test_recipe_model_has_mmaction2s_parameter_count():
+    """configs/ssn.py builds MMAction2 0.24.1's SSN-R50 (23,919,761 parameters; BN statistics
+    are batch_stats here, 53,120 values, buffers there)."""
+    from actionjax.config import Config
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    model = build_localizer(Config.fromfile(os.path.join(repo, 'configs', 'ssn.py'))['model'])
+    shapes = jax.eval_shape(lambda: model.init({'params': jax.random.key(0)}, model.example_input()))
+    count = {k: sum(int(np.prod(x.shape)) for x in jax.tree.leaves(v)) for k, v in shapes.items()}
+    assert count == {'params': 23919761, 'batch_stats': 53120}
