@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from actionjax.config import ConfigError
 from actionjax.optim.constructors import DefaultOptimWrapperConstructor, ParamRule
 from actionjax.optim.param_info import ParamInfo
 from actionjax.registry import OPTIMIZER_BUILDERS
@@ -29,10 +30,10 @@ class SwinOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     """Every ``paramwise_cfg`` key is a substring rule ``dict(lr_mult=..., decay_mult=...)``."""
 
     def _validate_cfg(self) -> None:
-        for key, value in self.paramwise_cfg.items():
+        for key, value in self.paramwise_cfg.untracked().items():
             if not isinstance(value, Mapping) or set(value) - {'lr_mult', 'decay_mult'}:
-                raise ValueError(f'optimizer.paramwise_cfg.{key} must be a dict with lr_mult and/or '
-                                 f'decay_mult for SwinOptimWrapperConstructor, got {value!r}')
+                raise ConfigError(f'optimizer.paramwise_cfg.{key} must be a dict with lr_mult and/or '
+                                  f'decay_mult for SwinOptimWrapperConstructor, got {value!r}')
 
     def param_rule(self, param: ParamInfo) -> ParamRule:
         full_name = f'{ROOT_PREFIX}.{param.name}'
