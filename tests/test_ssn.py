@@ -138,3 +138,25 @@ def test_recipe_model_has_mmaction2s_parameter_count():
     shapes = jax.eval_shape(lambda: model.init({'params': jax.random.key(0)}, model.example_input()))
     count = {k: sum(int(np.prod(x.shape)) for x in jax.tree.leaves(v)) for k, v in shapes.items()}
     assert count == {'params': 23919761, 'batch_stats': 53120}
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+@pytest.mark.parametrize('name, evaluater', [('top2000', dict(top_k=2000, nms=0.2)),
+                                             ('top6', dict(top_k=6, nms=0.4))])
+def test_map_equals_mmaction2s_ssn_dataset_evaluate(name, evaluater):
+    """mAP@0.10..0.90 (THUMOS'14 protocol) of per-proposal scores against a TAG proposal list:
+    softmax x exp(completeness), top_k, regression, NMS, VOC average precision."""
+    from actionjax.metrics.ssn_eval import SSNMetric
+
+    golden = np.load(os.path.join(HERE, 'ssn_eval.npz'))
+    metric = SSNMetric(os.path.join(HERE, 'tag_tiny.txt'), evaluater=evaluater)
+    assert metric.video_ids == ['video_0000', 'video_0001', 'video_0002']  # video_0003 has no ground truth
+    keys = ('activity_scores', 'completeness_scores', 'bbox_preds', 'relative_proposal_list')
+    for v in range(3):
+        result = {k: golden[f'{name}_{v}_{k}'][None] for k in keys}
+        batch = dict(index=np.array([v]), relative_proposal_list=result['relative_proposal_list'])
+        metric.process(result, batch)
+    results = metric.compute()
+    assert list(results) == [f'mAP@{t:.2f}' for t in np.arange(0.1, 1.0, 0.1)]
+    np.testing.assert_array_equal(list(results.values()), golden[f'{name}_map'])

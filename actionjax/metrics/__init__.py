@@ -8,5 +8,6 @@ here plus one import line, or a user's class registered with ``@METRICS.register
 
 from actionjax.metrics.acc_metric import AccMetric
 from actionjax.metrics.anet_metric import ANetMetric
+from actionjax.metrics.ssn_eval import SSNMetric
 
-__all__ = ['ANetMetric', 'AccMetric']
+__all__ = ['ANetMetric', 'AccMetric', 'SSNMetric']
