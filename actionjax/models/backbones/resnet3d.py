@@ -16,7 +16,7 @@ rematerialises each block in the backward pass (``flax.linen.remat``, i.e.
 
 ``pretrained`` (with ``pretrained2d=True``) names a 2D ResNet checkpoint whose kernels
 are inflated into this network when the training script loads it (see
-``convert.torchvision.load_pretrained_backbone``): a 2D kernel is repeated over the
+``actionjax.models.pretrained.load_pretrained_backbone``): a 2D kernel is repeated over the
 time axis and divided by its length, BatchNorm is copied, as MMAction2 does.
 """
 
