@@ -131,8 +131,10 @@ def _test_pipeline(cfg: Mapping[str, Any]) -> list[Any]:
     for pipeline in candidates:
         if pipeline:
             return [dict(step) for step in pipeline]
-    raise KeyError('the config has no test pipeline; set data.test.pipeline (0.x) or '
-                   'test_dataloader.dataset.pipeline (1.x)')
+    from actionjax.config import ConfigKeyError
+
+    raise ConfigKeyError('the config has no test pipeline; set data.test.pipeline (0.x) or '
+                         'test_dataloader.dataset.pipeline (1.x)')
 
 
 def _video_pipeline(pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -40,6 +40,17 @@ class ConfigError(ValueError):
     """A config that cannot be loaded or merged; the message names the file or key."""
 
 
+class ConfigKeyError(ConfigError, KeyError):
+    """A missing or unknown config key, where callers have long caught ``KeyError``.
+
+    Command-line tools print a ``ConfigError`` as one line; a plain ``KeyError`` (from user
+    code, or a bug) keeps its traceback.
+    """
+
+    def __str__(self) -> str:  # KeyError would repr() the message and add quotes
+        return str(self.args[0]) if self.args else ''
+
+
 class ConfigDict(dict):
     """A dict whose keys are also attributes; nested dicts become ConfigDicts too."""
 

@@ -104,7 +104,7 @@ def test_bad_files_are_replaced_logged_once_and_reported(data, reference, caplog
     per_file = [r.getMessage() for r in caplog.records if 'cannot load sample' in r.getMessage()]
     logged = sorted(os.path.basename(m.split('(')[1].split(')')[0]) for m in per_file)
     assert logged == sorted(BAD)  # ... and logged once
-    assert any('epoch 1: 2 samples replaced, 2 unreadable files' in r.getMessage() for r in caplog.records)
+    assert any('Epoch [2]: 2 samples replaced, 2 unreadable files' in r.getMessage() for r in caplog.records)
 
 
 def test_pyav_pipeline_gives_the_same_batches_and_the_same_report(data, reference):

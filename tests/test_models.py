@@ -31,7 +31,7 @@ with open(os.path.join(REPO, 'tests', 'fixtures', 'models', 'mmaction2_keys.json
 
 # Golden sizes of MMAction2 1.2.0's TSN-R50 / TSM-R50 (400 classes): sum of numel over
 # model.parameters() and over the BN running_mean/var buffers, from
-# /work/ref/mm1/bin/python with MODELS.build(configs/_base_/models/tsn_r50.py's model).
+# $MMACTION2_PYTHON with MODELS.build(configs/_base_/models/tsn_r50.py's model).
 R50_400_PARAMS = 24_327_632
 R50_BN_STATS = 53_120
 

@@ -11,7 +11,8 @@ recipe) and ``--num-workers`` worker processes:
   the benchmark files and the table says whether they were identical;
 * theirs: MMAction2 1.2.0's ``VideoDataset`` and transforms on torch's ``DataLoader``
   with mmengine's ``pseudo_collate`` and the process settings mmengine's runner applies
-  (fork, OpenCV threads off), run by ``--ref-python`` in a subprocess. The pipeline is
+  (fork, OpenCV threads off), run by ``--ref-python`` (default ``$MMACTION2_PYTHON``) in a
+  subprocess. The pipeline is
   the same list decoded with decord, as MMAction2's recipes do (its own ``PyAVDecode``
   decodes every frame from the start of the video), with the 0.x-only steps
   (``Normalize``, ``Collect``, ``ToTensor``) replaced by ``PackActionInputs``, as
@@ -39,7 +40,6 @@ from typing import Any
 import numpy as np
 
 DEFAULT_CONFIG = 'configs/_base_/datasets/kinetics400_tsn_video.py'
-DEFAULT_REF_PYTHON = '/work/ref/mm1/bin/python'
 _NOT_IN_1X = ('Normalize', 'Collect', 'ToTensor', 'ImageToTensor')
 _DECODERS = {'decord': ('DecordInit', 'DecordDecode'), 'pyav': ('PyAVInit', 'PyAVDecode')}
 
@@ -59,8 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--warmup', type=int, default=2, help='batches read before timing starts')
     parser.add_argument('--batches', type=int, default=12, help='batches timed per run')
     parser.add_argument('--repeats', type=int, default=3, help='runs per side, alternating')
-    parser.add_argument('--ref-python', default=DEFAULT_REF_PYTHON,
-                        help='Python of a venv with MMAction2 1.2.0 and torch (skipped when absent)')
+    parser.add_argument('--ref-python', default=os.environ.get('MMACTION2_PYTHON'),
+                        help='Python of a venv with MMAction2 1.2.0 and torch (default: $MMACTION2_PYTHON; '
+                             'without one only actionjax is timed); docs/reference_venvs.md sets one up')
 
 
 # -- benchmark videos ----------------------------------------------------------------------
@@ -270,10 +271,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     mmaction2 = 'MMAction2 1.2.0, DecordDecode'
     sides = {'actionjax, DecordDecode': partial(time_ours, with_decoder(pipeline, 'decord')),
              'actionjax, PyAVDecode': partial(time_ours, with_decoder(pipeline, 'pyav'))}
-    if osp.isfile(args.ref_python):
+    if args.ref_python and osp.isfile(args.ref_python):
         sides[mmaction2] = partial(time_theirs, with_decoder(pipeline, 'decord'))
-    else:
+    elif args.ref_python:
         print(f'reference Python {args.ref_python} not found: timing actionjax only', file=sys.stderr)
+    else:
+        print('no reference Python (--ref-python or $MMACTION2_PYTHON): timing actionjax only',
+              file=sys.stderr)
 
     runs: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
     for rep in range(args.repeats):  # alternate, so that a busy spell on the machine hits every side

@@ -21,9 +21,10 @@ A batch is a dict of numpy arrays, the same shapes every step::
     valid  bool   (B,)  False on padding and on samples that failed to load in eval
     index  int32  (B,)  dataset index of each row
 
-Samples without ``imgs`` (localization: ``raw_feature``, ``gt_bbox``, ``num_instances``)
-give every numeric entry of the pipeline's output stacked under its own name, with
-``valid`` and ``index`` beside them; names and dicts (``meta``) are left out.
+Samples without ``label`` (localization: ``raw_feature``, ``gt_bbox``, ``num_instances``;
+SSN's ``imgs`` and proposal arrays) give every numeric entry of the pipeline's output
+stacked under its own name, with ``valid`` and ``index`` beside them; names, lists and
+dicts (``meta``) are left out.
 
 Training (``shuffle=True, drop_last=True``): a new order every epoch, the last
 incomplete batch dropped. Evaluation (``drop_last=False``): every sample exactly once,
@@ -68,12 +69,14 @@ Bad samples
 A sample whose pipeline raises (unreadable, truncated or missing video) or returns
 ``None`` is replaced by another sample drawn deterministically from
 ``default_rng([seed, e, i, attempt])``; its file is logged once (logger
-``'actionjax'``) and counted. With ``on_error='mask'`` (the default for
-``test_mode`` datasets) the replacement only fills the slot and ``valid`` is False, so
-metrics skip the broken video instead of scoring another one under its label. At the
-end of each epoch the loader logs how many samples were replaced and
-``loader.last_report`` holds the numbers. The workers send their failures with each
-batch, so the count is exact whatever the number of workers.
+``'actionjax'``, epochs counted from 1 as the training log counts them: ``Epoch [1]``)
+and counted. With ``on_error='mask'`` (the default for ``test_mode`` datasets) the
+replacement only fills the slot and ``valid`` is False, so metrics skip the broken video
+instead of scoring another one under its label (the evaluation reports which). At the end
+of each training epoch the loader logs how many samples were replaced;
+``loader.last_report`` holds the numbers.
+When nearly every sample fails the loader raises ``DataError``. The workers send their
+failures with each batch, so the count is exact whatever the number of workers.
 
 A worker process that dies (killed, out of memory) is restarted and the epoch goes on
 from the first batch not yet delivered: nothing is skipped or repeated. The restart is
@@ -106,11 +109,15 @@ import numpy as np
 
 from actionjax.data.datasets import build_dataset
 
-__all__ = ['DataLoader', 'build_dataloader', 'build_dataset', 'loader_kwargs']
+__all__ = ['DataError', 'DataLoader', 'build_dataloader', 'build_dataset', 'loader_kwargs']
 
 logger = logging.getLogger('actionjax')
 
 STATE_VERSION = 1
+
+
+class DataError(RuntimeError):
+    """The data cannot be read at all (not a few bad files); the message says what to check."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,7 +181,7 @@ class BatchLoader:
         epoch, k = divmod(int(g), len(self.plan))
         order = self.order(epoch)
         indices = self.plan.batch_indices(order, k)
-        failures: list[tuple[int, str, str]] = []
+        failures: list[tuple[int, str, str, bool]] = []
         samples, valid = [], []
         for index in indices:
             if index < 0:  # padding: filled below with a copy of a real sample
@@ -185,10 +192,10 @@ class BatchLoader:
             samples.append(sample)
             valid.append(ok)
         if all(s is None for s in samples):  # a padding-only batch (last one, on some process)
-            samples[0], _ = self.load(int(order[0]), epoch, failures)
+            samples[0], _ = self.load(int(order[0]), epoch, [])  # a filler: its own slot reports it
         filler = next(s for s in samples if s is not None)
         samples = [filler if s is None else s for s in samples]
-        if 'imgs' not in filler:  # localization features and the like: every array entry, stacked
+        if 'label' not in filler:  # localization features, SSN proposals: every array entry, stacked
             return dict(_stack_arrays(samples, indices), valid=np.asarray(valid, bool),
                         index=indices.astype(np.int32), failures=failures)
         return dict(
@@ -204,7 +211,8 @@ class BatchLoader:
 
         Returns ``(results, ok)``; ``ok`` is False when the slot holds a replacement
         that metrics must skip (``mask_errors``). Failures are appended to ``failures``
-        as ``(index, path, error)`` for the main process to log and count.
+        as ``(index, path, error, first)`` for the main process to log and count;
+        ``first`` marks the slot's own sample (a failed replacement is not another slot).
         """
         seed = self.plan.seed
         candidate, rng = index, np.random.default_rng([seed, epoch, index])
@@ -216,11 +224,11 @@ class BatchLoader:
                 results, error = None, f'{type(err).__name__}: {err}'
             if results is not None:
                 return results, not (self.mask_errors and attempt > 1)
-            failures.append((candidate, _path(self.dataset, candidate), error))
+            failures.append((candidate, _path(self.dataset, candidate), error, attempt == 1))
             pick = np.random.default_rng([seed, epoch, index, attempt])
             candidate = int(pick.integers(len(self.dataset)))
             rng = np.random.default_rng([seed, epoch, index, attempt, candidate])
-        raise RuntimeError(
+        raise DataError(
             f'{self.max_attempts} samples in a row failed to load, starting at index {index} '
             f'({_path(self.dataset, index)}); the last error: {failures[-1][2]}. This is more than a few '
             'bad files: check the pipeline and data_prefix, or run python -m actionjax.tools.check_videos')
@@ -494,15 +502,17 @@ class DataLoader:
 
     def _receive(self, raw: Mapping[str, Any]) -> dict[str, np.ndarray]:
         batch = {key: _plain(value) for key, value in raw.items() if key != 'failures'}
-        for index, path, error in raw['failures']:
-            self._replaced += 1
+        for index, path, error, first in raw['failures']:
+            self._replaced += int(first)
             if path not in self._bad_files:  # the files that failed this epoch
                 self._bad_files.append(path)
             if path not in self._logged_paths:  # one log line per file for the loader's lifetime
                 self._logged_paths.add(path)
-                logger.warning('cannot load sample %d (%s): %s; %s', index, path, error,
-                               'masked in this evaluation' if self.on_error == 'mask'
-                               else 'replaced by another sample')
+                if self.on_error == 'mask':
+                    logger.warning('cannot load sample %d (%s): %s; not scored', index, path, error)
+                else:
+                    logger.warning('Epoch [%d]: cannot load sample %d (%s): %s; replaced by another sample',
+                                   self._epoch + 1, index, path, error)
         self._counts_at[self._position + 1] = (self._replaced, len(self._bad_files))
         return batch
 
@@ -525,15 +535,16 @@ class DataLoader:
         report = dict(epoch=self._epoch, batches=len(self), replaced=self._replaced,
                       bad_files=list(self._bad_files), worker_restarts=self._worker_restarts)
         self.last_report = report
-        if self._replaced:
-            action = 'masked (valid=False)' if self.on_error == 'mask' else 'replaced'
+        # Epochs are counted from 1 in messages, as the training log counts them (Epoch [1]).
+        # An evaluation pass is not an epoch: its caller reports the samples it could not score.
+        where = 'evaluation' if self.on_error == 'mask' else f'Epoch [{self._epoch + 1}]'
+        if self._replaced and self.on_error != 'mask':
             shown = ', '.join(self._bad_files[:5]) + (' ...' if len(self._bad_files) > 5 else '')
-            logger.warning('epoch %d: %d samples %s, %d unreadable files: %s '
+            logger.warning('%s: %d samples replaced, %d unreadable files: %s '
                            '(python -m actionjax.tools.check_videos --config CONFIG lists them all)',
-                           self._epoch, self._replaced, action, len(self._bad_files), shown)
+                           where, self._replaced, len(self._bad_files), shown)
         if self._worker_restarts:
-            logger.warning('epoch %d: data loader workers were restarted %d times',
-                           self._epoch, self._worker_restarts)
+            logger.warning('%s: data loader workers were restarted %d times', where, self._worker_restarts)
         self._epoch += 1
         self._position = 0
         self._reset_counts()
@@ -551,11 +562,12 @@ def loader_kwargs(cfg: Mapping[str, Any], split: str = 'train', num_devices: int
     its runtime form). ``batch_size`` is per process: samples per device x ``num_devices``.
     Training shuffles and drops the last incomplete batch; val/test do neither.
     """
+    from actionjax.config import ConfigKeyError
     from actionjax.runtime_config import data_config
 
     entry = data_config(cfg).get(split)
     if entry is None:
-        raise KeyError(f'the config has no {split} data (data.{split} or {split}_dataloader)')
+        raise ConfigKeyError(f'the config has no {split} data (data.{split} or {split}_dataloader)')
     train = split == 'train'
     return dict(batch_size=entry['batch_size'] * num_devices, num_workers=entry['num_workers'],
                 shuffle=train, drop_last=train, seed=int(cfg.get('seed') or 0))

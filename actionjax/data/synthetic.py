@@ -24,10 +24,12 @@ Everything is drawn from ``--seed``, so two runs write the same frames.
 
 from __future__ import annotations
 
+import logging
 import os
 import os.path as osp
 import shutil
 import tempfile
+import time
 from collections.abc import Sequence
 
 import cv2
@@ -187,6 +189,9 @@ def ensure_synthetic(root: str = 'data/synthetic', **kwargs) -> str:
     """
     if is_complete(root):
         return root
+    logger = logging.getLogger('actionjax')
+    logger.info(f'generating the synthetic demo videos into {root} (first use only)')
+    started = time.perf_counter()
     parent = osp.dirname(osp.abspath(root))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f'.{osp.basename(root)}-', dir=parent)
@@ -201,4 +206,5 @@ def ensure_synthetic(root: str = 'data/synthetic', **kwargs) -> str:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    logger.info(f'synthetic videos ready in {root} ({time.perf_counter() - started:.0f} s)')
     return root

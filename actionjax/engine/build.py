@@ -16,7 +16,15 @@ from typing import Any
 import jax
 import numpy as np
 
-from actionjax.engine.checkpoint import is_train_checkpoint, merge_variables, read_state, resolve_checkpoint
+from actionjax.config import ConfigKeyError
+from actionjax.engine.checkpoint import (
+    CheckpointError,
+    check_arrays,
+    damage_reported,
+    merge_variables,
+    read_state,
+    resolve_checkpoint,
+)
 
 logger = logging.getLogger('actionjax')
 
@@ -79,34 +87,37 @@ def init_variables(model: Any, sample: Mapping[str, np.ndarray], seed: int) -> d
 
 
 def load_pretrained(variables: dict, cfg: Mapping[str, Any]) -> dict:
-    """Initialise the backbone from ``model.backbone.pretrained`` when it names a converted
-    checkpoint directory (``actionjax.models.pretrained``)."""
-    from actionjax.models.pretrained import load_pretrained_backbone
+    """Initialise the backbone: its class's own ``init_weights(variables, pretrained)`` when it
+    has one, else the converted checkpoint ``model.backbone.pretrained`` names
+    (``actionjax.models.pretrained.init_backbone_weights``)."""
+    from actionjax.models.pretrained import init_backbone_weights
 
-    pretrained = ((cfg.get('model') or {}).get('backbone') or {}).get('pretrained')
-    if not pretrained:
-        return variables
-    logger.info(f'backbone initialised from {pretrained}')
-    return load_pretrained_backbone(variables, pretrained)
+    return init_backbone_weights(variables, cfg.get('model') or {})
 
 
 def read_variables(path: str | os.PathLike) -> dict:
-    """Model variables from a training checkpoint (``work_dir/epoch_N``, ``work_dir/best``,
-    ``work_dir/latest``) or a converted one (``python -m convert.mmaction2``)."""
+    """Model variables (``params``, ``batch_stats``) of a training checkpoint (``work_dir/epoch_N``,
+    ``work_dir/best``, ``work_dir/latest``) or a converted one (``python -m convert.mmaction2``).
+
+    Only those two collections are read: a training checkpoint's optimizer state is never
+    touched. A damaged checkpoint raises ``CheckpointError`` naming the folder and the damage.
+    """
     path = resolve_checkpoint(path)
     if path.endswith(('.pth', '.pt')):
-        raise ValueError(f'{path} is a PyTorch checkpoint; convert it first: python -m convert.mmaction2 '
-                         f'{path} --config CONFIG --out DIR, then pass DIR')
+        raise CheckpointError(f'{path} is a PyTorch checkpoint; convert it first: python -m '
+                              f'convert.mmaction2 {path} --config CONFIG --out DIR, then pass DIR')
     if not os.path.exists(path):
         raise FileNotFoundError(f'checkpoint {path!r} does not exist; pass a training checkpoint '
                                 '(work_dir/epoch_N, work_dir/best, work_dir/latest) or a converted one '
                                 '(python -m convert.mmaction2 CHECKPOINT.pth --config CONFIG --out DIR)')
-    if is_train_checkpoint(path):
-        state = read_state(path)
+    if any(os.path.isdir(os.path.join(path, item)) for item in ('state', 'meta')):  # a training checkpoint
+        state = read_state(path, ('params', 'batch_stats'))
         return {'params': state['params'], 'batch_stats': state.get('batch_stats') or {}}
     from actionjax.models.checkpoint_io import load_variables
 
-    return dict(load_variables(path))
+    check_arrays(path)
+    with damage_reported(path):
+        return dict(load_variables(path))
 
 
 def load_from(variables: dict, path: str) -> dict:
@@ -137,7 +148,7 @@ def schedule_configs(cfg: Mapping[str, Any], iters_per_epoch: int) -> tuple[Any,
     from actionjax.runtime_config import NO_OPTIMIZER, NO_RUN_LENGTH
 
     if cfg['optimizer'] is None or cfg['train_loop'] is None:
-        raise KeyError(NO_OPTIMIZER if cfg['optimizer'] is None else NO_RUN_LENGTH)
+        raise ConfigKeyError(NO_OPTIMIZER if cfg['optimizer'] is None else NO_RUN_LENGTH)
     loop = cfg['train_loop']
     run = dict(iters_per_epoch=iters_per_epoch, max_epochs=loop['max_epochs'], max_iters=loop['max_iters'])
     lr = ScheduleConfig(cfg['lr_schedule'], 'lr', **run)
@@ -160,15 +171,26 @@ def build_tx(cfg: Mapping[str, Any], model: Any, variables: dict, sample: Mappin
 
 def sample_batch(dataset: Any, tries: int = 16) -> dict[str, np.ndarray]:
     """A batch of one sample (its numeric fields, each with a leading axis of 1), to give
-    ``model.init`` and the optimizer their shapes. Unreadable samples are skipped."""
-    errors = []
+    ``model.init`` and the optimizer their shapes.
+
+    Unreadable samples are skipped and named. When none of the first ``tries`` loads:
+    ``DataError`` if files could not be read (``OSError``: missing, truncated, undecodable),
+    else the first sample's own exception with its traceback, since the same non-I/O
+    error on every sample is a bug in a pipeline step, not a pile of bad files.
+    """
+    from actionjax.data.loader import DataError
+
+    errors: list[str] = []
+    first: Exception | None = None
     for index in range(min(len(dataset), tries)):
         try:
             results = dataset[index]
         except Exception as err:  # noqa: BLE001 - a broken file must not stop the shape probe
             errors.append(f'{_sample_name(dataset, index)}: {type(err).__name__}: {err}')
+            first = first or err
             continue
         if results is None:
+            errors.append(f'{_sample_name(dataset, index)}: the pipeline dropped it (returned None)')
             continue
         if errors:
             logger.warning(f'input shape taken from sample {index}; skipped unreadable: '
@@ -176,8 +198,11 @@ def sample_batch(dataset: Any, tries: int = 16) -> dict[str, np.ndarray]:
         numeric = (np.ndarray, np.number, int, float)
         return {k: np.asarray(v)[None] for k, v in results.items()
                 if isinstance(v, numeric) and not isinstance(v, bool) and k != 'rng'}
-    raise RuntimeError(f'none of the first {tries} samples of {dataset!r} could be loaded: '
-                       + '; '.join(errors[:3]))
+    if first is not None and not isinstance(first, OSError):
+        raise first
+    raise DataError(f'none of the first {min(len(dataset), tries)} samples of {dataset!r} could be loaded: '
+                    + '; '.join(errors[:3]) + '. Check data_prefix and the pipeline, or run '
+                    'python -m actionjax.tools.check_videos --config CONFIG')
 
 
 def _sample_name(dataset: Any, index: int) -> str:
@@ -199,5 +224,8 @@ def checkpoint_variables(model: Any, sample: Mapping[str, np.ndarray], path: str
     # a model without norm layers has no batch_stats; an empty collection is no mismatch
     expected = {k: v for k, v in expected.items() if v or k == 'params'}
     loaded = {k: v for k, v in loaded.items() if v or k == 'params'}
-    check_variables(expected, loaded, source=f'checkpoint {os.fspath(path)}')
+    try:
+        check_variables(expected, loaded, source=f'checkpoint {os.fspath(path)}')
+    except ValueError as err:  # the message lists every mismatch: it is the whole story
+        raise CheckpointError(str(err)) from None
     return loaded

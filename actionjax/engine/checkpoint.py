@@ -7,14 +7,21 @@ A checkpoint is a directory in the work dir, named as MMAction2 names its files:
 score, config). orbax writes into a temporary directory and renames it when
 complete, so a run killed during a save leaves the previous checkpoint as the
 latest finalized one; ``find_latest`` never returns an unfinished directory.
+
+A checkpoint damaged later (a truncated data file, a missing ``meta/``) raises one
+``CheckpointError`` line naming the folder and the damage, never TensorStore's page of
+JSON; ``find_resumable`` passes over damaged checkpoints to the newest intact one and
+says which it skipped and why. Nothing here deletes a checkpoint it could not read.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,9 +29,15 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from actionjax.config import ConfigKeyError
 from actionjax.models.common.param_names import torch_name
 
 _NAME = re.compile(r'^(epoch|iter)_(\d+)$')
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: the message names its folder and what is damaged (or,
+    for one that does not fit the model, every missing, unexpected and mis-shaped variable)."""
 
 
 def _checkpointer() -> ocp.Checkpointer:
@@ -45,45 +58,185 @@ def save_checkpoint(path: str | os.PathLike, state: Any, meta: Mapping[str, Any]
                                                        meta=ocp.args.JsonSave(dict(meta))), force=True)
 
 
+def check_layout(path: str | os.PathLike, items: Sequence[str] = ('state', 'meta')) -> None:
+    """Raise ``CheckpointError`` naming what is missing when ``path`` lacks one of ``items`` of a
+    finalized training checkpoint (``state/`` with its tree metadata, ``meta/``). Reads no array."""
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        raise CheckpointError(f'checkpoint {path} does not exist or is not a directory')
+    present = [item for item in ('state', 'meta') if os.path.isdir(os.path.join(path, item))]
+    if not present:
+        raise CheckpointError(f'{path} is not an actionjax training checkpoint (no state/ and meta/; '
+                              'expected a folder such as work_dir/epoch_1)')
+    for item, file in (('state', _TREE_METADATA), ('meta', 'metadata')):
+        if item not in items:
+            continue
+        if item not in present:
+            raise CheckpointError(f'checkpoint {path} is damaged: its {item}/ folder is missing')
+        if not os.path.isfile(os.path.join(path, item, file)):
+            raise CheckpointError(f'checkpoint {path} is damaged: {item}/{file} is missing')
+    if not ocp.utils.is_checkpoint_finalized(path):
+        raise CheckpointError(f'checkpoint {path} is damaged: it was never finished (a run stopped while '
+                              'saving it)')
+
+
 def read_meta(path: str | os.PathLike) -> dict:
-    """The ``meta`` item of a training checkpoint."""
+    """The ``meta`` item of a training checkpoint; ``CheckpointError`` when it cannot be read."""
     path = os.path.abspath(os.fspath(path))
-    return dict(_checkpointer().restore(path, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))['meta'])
+    check_layout(path)
+    file = os.path.join(path, 'meta', 'metadata')
+    try:
+        with open(file) as f:
+            meta = json.load(f)
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f'checkpoint {path} is damaged: meta/metadata is not readable JSON '
+                              f'({err})') from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f'checkpoint {path} is damaged: meta/metadata is not a JSON object')
+    return meta
 
 
 def restore_checkpoint(path: str | os.PathLike, target: Any) -> tuple[Any, dict]:
     """``(state, meta)`` from ``path``; ``target`` gives the structure, dtypes and shardings.
 
-    ``target`` may be a concrete state or one of ``jax.ShapeDtypeStruct``; a
-    checkpoint whose tree does not match raises with the mismatching paths.
+    ``target`` may be a concrete state or one of ``jax.ShapeDtypeStruct``. A damaged
+    checkpoint raises ``CheckpointError`` naming the folder and the damage; one whose tree
+    does not match ``target`` raises orbax's error with the mismatching paths.
     """
     path = os.path.abspath(os.fspath(path))
-    if not is_train_checkpoint(path):
-        raise FileNotFoundError(f'{path} is not a finalized actionjax training checkpoint '
-                                '(expected a directory with "state" and "meta", e.g. work_dir/epoch_1)')
+    meta = read_meta(path)
+    check_arrays(os.path.join(path, 'state'), path)
     abstract = jax.tree.map(_abstract, target)
-    restored = _checkpointer().restore(path, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
-    return restored['state'], dict(restored['meta'])
+    with damage_reported(path):
+        restored = _checkpointer().restore(path, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract)))
+    return restored['state'], meta
 
 
-def read_state(path: str | os.PathLike) -> dict:
-    """The ``state`` item of a training checkpoint as plain nested dicts, on one local device.
+def read_state(path: str | os.PathLike, collections: Sequence[str] | None = None) -> dict:
+    """The ``state`` item of a training checkpoint as nested dicts of numpy arrays.
 
-    Needs no target tree and works whatever number of devices wrote the checkpoint
-    (orbax would otherwise insist on the saved device topology).
+    ``collections`` picks top-level entries (``('params', 'batch_stats')`` for inference:
+    the optimizer state is then never read); None reads everything. Needs no target tree
+    and works whatever number of devices wrote the checkpoint.
     """
     path = os.path.abspath(os.fspath(path))
-    if not is_train_checkpoint(path):
-        raise FileNotFoundError(f'{path} is not a finalized actionjax training checkpoint')
-    from etils import epath
+    check_layout(path, ('state',))
+    item = _stored_tree(path)
+    if collections is not None:
+        item = {key: item[key] for key in collections if key in item}
+    check_arrays(os.path.join(path, 'state'), path, tuple(f'{key}.' for key in item))
+    restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), item)
+    with damage_reported(path):
+        return ocp.Checkpointer(ocp.PyTreeCheckpointHandler()).restore(
+            os.path.join(path, 'state'),
+            args=ocp.args.PyTreeRestore(item, restore_args=restore_args, partial_restore=True))
 
-    tree = ocp.StandardCheckpointHandler().metadata(epath.Path(path) / 'state')
-    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), tree,
-                            is_leaf=lambda m: hasattr(m, 'shape'))
-    args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
-    return _checkpointer().restore(path, args=args)['state']
+
+# orbax's file listing the saved tree: each leaf's key path and value type, no array data
+_TREE_METADATA = '_METADATA'
+
+
+def _stored_tree(path: str) -> dict:
+    """The saved state tree with a placeholder at each array (None where orbax stored None),
+    read from ``state/_METADATA`` alone, so a damaged array elsewhere does not stop it."""
+    file = os.path.join(path, 'state', _TREE_METADATA)
+    try:
+        with open(file) as f:
+            entries = json.load(f)['tree_metadata'].values()
+        tree: dict = {}
+        for entry in entries:
+            keys = [(k['key'], k['key_type']) for k in entry['key_metadata']]
+            node = tree
+            for key, _ in keys[:-1]:
+                node = node.setdefault(key, {})
+            node[keys[-1][0]] = None if entry['value_metadata']['value_type'] == 'None' else 0
+        sequences = {tuple(k['key'] for k in e['key_metadata'][:i])
+                     for e in entries for i, k in enumerate(e['key_metadata']) if k['key_type'] == 1}
+        return _as_sequences(tree, (), sequences)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(f'checkpoint {path} is damaged: state/{_TREE_METADATA} is not readable '
+                              f'({type(err).__name__}: {err})') from None
+
+
+def _as_sequences(node: Any, prefix: tuple, sequences: set) -> Any:
+    """Turn the dicts that orbax recorded as sequences (key type 1) back into lists."""
+    if not isinstance(node, dict):
+        return node
+    children = {k: _as_sequences(v, (*prefix, k), sequences) for k, v in node.items()}
+    if prefix in sequences:
+        return [children[k] for k in sorted(children, key=int)]
+    return children
+
+
+def check_arrays(directory: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
+                 prefixes: tuple[str, ...] = ()) -> None:
+    """Read every stored array chunk of an orbax item ``directory`` once (those whose name starts
+    with one of ``prefixes``, if given), raising ``CheckpointError`` on the first damaged one.
+
+    orbax reads arrays concurrently, and a damaged file then also makes its event loop print
+    a stream of tracebacks; this check reads them one after another first, so the only
+    thing a damaged checkpoint prints is the error. ``checkpoint`` names the folder in it.
+    """
+    import tensorstore as ts
+
+    directory = os.path.abspath(os.fspath(directory))
+    checkpoint = os.fspath(checkpoint or directory)
+    if not os.path.isfile(os.path.join(directory, 'manifest.ocdbt')):
+        return  # not an OCDBT store (an old orbax format): orbax's own read reports damage
+    try:
+        store = ts.KvStore.open({'driver': 'ocdbt', 'base': f'file://{directory}/'}).result()
+        keys = [key for key in store.list().result() if key.decode().startswith(prefixes or '')]
+    except Exception as err:  # noqa: BLE001 - TensorStore raises ValueError / bare Exception
+        index = f'{os.path.basename(directory)}/manifest.ocdbt'
+        raise CheckpointError(f'checkpoint {checkpoint} is damaged: the index of its array data ({index} '
+                              f'and the files it lists) cannot be read ({str(err).splitlines()[0][:300]})'
+                              ) from None
+    for start in range(0, len(keys), 64):  # a few reads in flight, not the whole checkpoint in memory
+        reads = [(key, store.read(key)) for key in keys[start:start + 64]]
+        for key, read in reads:
+            try:
+                read.result()
+            except Exception as err:  # noqa: BLE001 - as above
+                status, _, detail = str(err).splitlines()[0].partition(': ')
+                what = _DAMAGE.get(status, f'its array data cannot be read ({status})')
+                raise CheckpointError(f'checkpoint {checkpoint} is damaged: {what} (reading '
+                                      f'{key.decode()}: {detail[:200]})') from None
+
+
+_DAMAGE = {'OUT_OF_RANGE': 'a data file under state/ is truncated',
+           'DATA_LOSS': 'a data file under state/ is corrupt',
+           'NOT_FOUND': 'a data file under state/ is missing'}
+
+
+@contextlib.contextmanager
+def damage_reported(path: str | os.PathLike) -> Iterator[None]:
+    """Turn TensorStore's read errors inside the block (a page of JSON spec) into one
+    ``CheckpointError`` line naming ``path`` and the damage."""
+    try:
+        yield
+    except CheckpointError:
+        raise
+    except Exception as err:  # noqa: BLE001 - orbax/TensorStore raise bare Exception and ValueError
+        cause = _tensorstore_cause(err)
+        if cause is None:
+            raise
+        status, detail = cause
+        what = _DAMAGE.get(status, f'its array data cannot be read ({status})')
+        raise CheckpointError(f'checkpoint {path} is damaged: {what} ({detail})') from None
+
+
+def _tensorstore_cause(err: BaseException) -> tuple[str, str] | None:
+    """``(status, first line)`` of the first TensorStore status message in ``err``'s chain."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        match = re.match(r'([A-Z_]+): (.*)', str(err).split('\n')[0])
+        if match and match.group(1) in (*_DAMAGE, 'FAILED_PRECONDITION', 'INVALID_ARGUMENT', 'UNKNOWN'):
+            detail = re.sub(r' in OCDBT database at local file "[^"]*"', '', match.group(2))
+            return match.group(1), detail[:300]
+        err = err.__cause__ or err.__context__
+    return None
 
 
 def _abstract(x: Any) -> Any:
@@ -94,19 +247,45 @@ def _abstract(x: Any) -> Any:
 
 
 def find_latest(work_dir: str | os.PathLike) -> str | None:
-    """The finalized ``epoch_N``/``iter_N`` checkpoint with the most training steps, or None."""
+    """The ``epoch_N``/``iter_N`` checkpoint with the most training steps whose meta reads, or None.
+
+    Reads no array data: ``find_resumable`` also checks that the state reads.
+    """
+    ordered, _ = _by_step(work_dir)
+    return ordered[0] if ordered else None
+
+
+def find_resumable(work_dir: str | os.PathLike) -> tuple[str | None, list[tuple[str, str]]]:
+    """The newest intact ``epoch_N``/``iter_N`` checkpoint of ``work_dir`` (None if there is none) and
+    ``(path, what is damaged)`` for each newer or unreadable one passed over. Nothing is deleted."""
+    ordered, damaged = _by_step(work_dir)
+    for path in ordered:
+        try:
+            read_state(path)
+        except CheckpointError as err:
+            damaged.append((path, str(err)))
+            continue
+        return path, damaged
+    return None, damaged
+
+
+def _by_step(work_dir: str | os.PathLike) -> tuple[list[str], list[tuple[str, str]]]:
+    """Readable ``epoch_N``/``iter_N`` checkpoints, most training steps first, and the unreadable."""
     work_dir = os.fspath(work_dir)
     if not os.path.isdir(work_dir):
-        return None
-    best: tuple[int, str] | None = None
+        return [], []
+    found, damaged = [], []
     for name in os.listdir(work_dir):
         path = os.path.join(work_dir, name)
-        if not _NAME.match(name) or not is_train_checkpoint(path):
+        if not _NAME.match(name) or not os.path.isdir(path):
             continue
-        step = int(read_meta(path)['iter'])
-        if best is None or step > best[0]:
-            best = (step, path)
-    return best[1] if best else None
+        try:
+            found.append((int(read_meta(path)['iter']), path))
+        except CheckpointError as err:
+            damaged.append((path, str(err)))
+        except (KeyError, TypeError, ValueError):
+            damaged.append((path, f'checkpoint {path} is damaged: meta/metadata has no iteration count'))
+    return [path for _, path in sorted(found, reverse=True)], sorted(damaged)
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> str:
@@ -121,12 +300,16 @@ def resolve_checkpoint(path: str | os.PathLike) -> str:
         return path
     if name == 'latest':
         return find_latest(work_dir or '.') or path
-    best = [n for n in os.listdir(work_dir or '.') if n.startswith('best_')
-            and is_train_checkpoint(os.path.join(work_dir, n))]
+    best = []
+    for n in os.listdir(work_dir or '.'):
+        if n.startswith('best_') and is_train_checkpoint(os.path.join(work_dir, n)):
+            try:
+                best.append((int(read_meta(os.path.join(work_dir, n))['iter']), n))
+            except CheckpointError:
+                continue
     if not best:
         return path
-    newest = max(best, key=lambda n: int(read_meta(os.path.join(work_dir, n))['iter']))
-    return os.path.join(work_dir, newest)
+    return os.path.join(work_dir, max(best)[1])
 
 
 @dataclass
@@ -155,7 +338,7 @@ class CheckpointPolicy:
         ignored = {'out_dir', 'sync_buffer', 'file_client_args', 'create_symlink', 'type', 'filename_tmpl'}
         unknown = set(cfg) - known - ignored
         if unknown:
-            raise KeyError(f'checkpoint_config: unknown keys {sorted(unknown)}; known: {sorted(known)}')
+            raise ConfigKeyError(f'checkpoint_config: unknown keys {sorted(unknown)}; known: {sorted(known)}')
         policy = cls(work_dir, **{k: v for k, v in cfg.items() if k in known})
         # Checkpoints already in the work dir (a resumed run) count towards max_keep_ckpts.
         for name in sorted(os.listdir(work_dir) if os.path.isdir(work_dir) else [],

@@ -16,6 +16,7 @@ import jax
 import numpy as np
 from jax.sharding import NamedSharding
 
+from actionjax.config import ConfigKeyError
 from actionjax.engine.sharding import prefetch_to_device, to_host
 from actionjax.registry import METRICS
 
@@ -85,7 +86,7 @@ class BestTracker:
         self.best_score = best_score
         self.best_path = best_path
         if rule not in (None, 'greater', 'less'):
-            raise KeyError(f"evaluation.rule must be 'greater', 'less' or None, got {rule!r}")
+            raise ConfigKeyError(f"evaluation.rule must be 'greater', 'less' or None, got {rule!r}")
 
     def update(self, results: Mapping[str, float]) -> bool:
         """Record ``results``; True when the watched score improved (save a best checkpoint)."""
@@ -94,7 +95,8 @@ class BestTracker:
         if self.key == 'auto':
             self.key = next(iter(results))
         if self.key not in results:
-            raise KeyError(f'evaluation.save_best={self.key!r} is not among the results {list(results)}')
+            raise ConfigKeyError(f'evaluation.save_best={self.key!r} is not among the results '
+                                 f'{list(results)}')
         if self.rule is None:
             self.rule = self._infer_rule(self.key)
         score = float(results[self.key])

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import sys
+import time as time_module
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -80,8 +81,9 @@ class RunLogger:
     """Writes one run's train and val records to every configured sink."""
 
     def __init__(self, work_dir: str, timestamp: str, tensorboard: bool, logger: logging.Logger,
-                 enabled: bool = True) -> None:
+                 enabled: bool = True, started: float | None = None) -> None:
         self.logger = logger
+        self.started = time_module.time() if started is None else started  # for the run's wall time
         self.enabled = enabled  # False on every process but the first
         self.json_path = os.path.join(work_dir, f'{timestamp}.log.json')
         self.tb = None
@@ -94,13 +96,20 @@ class RunLogger:
         if self.enabled:
             self.logger.info(message)
 
+    def warning(self, message: str) -> None:
+        if self.enabled:
+            self.logger.warning(message)
+
     # --- progress bar -----------------------------------------------------------------------
     def start_epoch(self, epoch: int, total: int, initial: int = 0) -> None:
         """A console progress bar over the epoch's iterations (only on a terminal)."""
+        self.start_bar(f'epoch {epoch}', total, initial)
+
+    def start_bar(self, desc: str, total: int, initial: int = 0) -> None:
+        """A console progress bar named ``desc`` (an epoch, a validation), replacing any other."""
         self.close_bar()
         if self.enabled:
-            self.bar = tqdm(total=total, initial=initial, desc=f'epoch {epoch}', leave=False,
-                            dynamic_ncols=True, disable=None, file=sys.stderr)
+            self.bar = progress_bar(desc, total, initial)
 
     def advance(self, n: int = 1) -> None:
         if self.bar is not None:
@@ -155,6 +164,22 @@ class RunLogger:
             for k, v in results.items():
                 self.tb.add_scalar(f'val/{k}', float(v), global_iter)
 
+    def log_summary(self, best_key: str | None, best_score: float | None, best_path: str | None,
+                    last_checkpoint: str | None, global_iter: int) -> None:
+        """The run's last line: wall time, best score with where it was reached, checkpoints."""
+        if not self.enabled:
+            return
+        wall = time_module.time() - self.started
+        parts = [f'run finished after {global_iter} iterations in {datetime.timedelta(seconds=int(wall))}']
+        if best_key and best_score is not None:
+            where = _checkpoint_when(best_path)
+            parts.append(f'best {best_key} {best_score:.4f}{f" at {where}" if where else ""}: {best_path}')
+        parts.append(f'last checkpoint: {last_checkpoint or "none saved"}')
+        self.logger.info('; '.join(parts))
+        self._write_json({'mode': 'summary', 'wall_time': wall, 'global_iter': global_iter,
+                          'best_key': best_key, 'best_score': best_score, 'best_checkpoint': best_path,
+                          'last_checkpoint': last_checkpoint})
+
     def write_header(self, info: Mapping[str, Any]) -> None:
         """The first JSON line: environment and config, as mmcv writes ``env_info``/``config``."""
         if self.enabled:
@@ -169,6 +194,22 @@ class RunLogger:
         if self.tb is not None:
             self.tb.close()
             self.tb = None
+
+
+def progress_bar(desc: str, total: int, initial: int = 0) -> tqdm:
+    """A console progress bar, shown only when stderr is a terminal; log lines print above it."""
+    return tqdm(total=total, initial=initial, desc=desc, leave=False, dynamic_ncols=True, disable=None,
+                file=sys.stderr)
+
+
+def _checkpoint_when(path: str | None) -> str | None:
+    """'epoch 5' for ``.../best_top1_acc_epoch_5`` (the names ``runner._save_best`` writes)."""
+    name = os.path.basename(os.path.normpath(path)) if path else ''
+    for unit in ('epoch', 'iter'):
+        head, sep, count = name.rpartition(f'_{unit}_')
+        if sep and count.isdigit():
+            return f'{unit} {count}'
+    return None
 
 
 def _json_default(value: Any) -> Any:

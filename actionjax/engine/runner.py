@@ -82,10 +82,11 @@ class LoopConfig:
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], work_dir: str) -> LoopConfig:
+        from actionjax.config import ConfigKeyError
         from actionjax.runtime_config import NO_RUN_LENGTH
 
         if cfg['train_loop'] is None:
-            raise KeyError(NO_RUN_LENGTH)
+            raise ConfigKeyError(NO_RUN_LENGTH)
         source = getattr(cfg, 'source', None) or cfg
         return cls(work_dir=work_dir, **cfg['train_loop'], log_interval=cfg['log']['interval'],
                    save_best=cfg['save_best'], rule=cfg['rule'], checkpoint=dict(cfg['checkpoint']),
@@ -159,11 +160,15 @@ def run_training(model: Any, tx: Any, state: TrainState, train_data: EpochData, 
     def validate(count: int, name: str) -> None:
         """Evaluate after ``count`` epochs or iterations; keep a best checkpoint as asked."""
         nonlocal results
+        logger.start_bar('val', len(val.data))
         results, unreadable = run_evaluation(eval_step, state.variables, val.data, batch_sharding,
-                                             val.metrics, val.dataset)
+                                             val.metrics, val.dataset, on_batch=logger.advance)
+        logger.close_bar()
         if unreadable:
-            logger.info(f'validation: {len(unreadable)} unreadable sample(s) not scored: '
-                        + ', '.join(_sample_name(val.dataset, i) for i in unreadable[:20]))
+            shown = ', '.join(_sample_name(val.dataset, i) for i in unreadable[:20])
+            logger.warning(f'validation: {len(unreadable)} unreadable sample(s) not scored, the metrics '
+                           f'cover the other {len(val.dataset) - len(unreadable)}: {shown}'
+                           + (' ...' if len(unreadable) > 20 else ''))
         logger.log_val(epoch if loop.by_epoch else 0, global_iter, results)
         if best.update(results):
             best.best_path = _save_best(ckpt, best, name, count, state, meta_for(epoch, inner))
@@ -189,7 +194,13 @@ def run_training(model: Any, tx: Any, state: TrainState, train_data: EpochData, 
             except StopIteration:
                 break
             timer.data_time += time.perf_counter() - t0
+            if timer.compile_time is None:  # jit compiles on the first call, before it dispatches
+                logger.info('compiling the train step (the first iteration waits for it)')
+            t_step = time.perf_counter()
             state, metrics = train_step(state, device_batch)
+            if timer.compile_time is None:
+                timer.exclude_compile(time.perf_counter() - t_step)
+                logger.info(f'train step compiled in {timer.compile_time:.1f} s')
             pending.append(metrics)
             data_state = position
             inner += 1
@@ -211,6 +222,7 @@ def run_training(model: Any, tx: Any, state: TrainState, train_data: EpochData, 
                 last_ckpt = ckpt.save('iter', global_iter, state, meta_for(epoch, inner))
             if not loop.by_epoch and due(global_iter):
                 validate(global_iter, 'iter')
+                logger.start_epoch(epoch + 1, iters_per_epoch, initial=inner)
                 timer.start_interval()
         logger.close_bar()
         if inner < iters_per_epoch and global_iter < max_iters:
@@ -228,6 +240,7 @@ def run_training(model: Any, tx: Any, state: TrainState, train_data: EpochData, 
         if loop.by_epoch and due(epoch):
             validate(epoch, 'epoch')
         timer.start_interval()  # evaluation and saving are not iteration time
+    logger.log_summary(best.key, best.best_score, best.best_path, last_ckpt, global_iter)
     return state, results
 
 
@@ -284,25 +297,34 @@ def _stop(what: str, lr: Any, last_ckpt: str | None) -> None:
 
 
 class _Timer:
-    """Iteration and data-loading times per log interval, and the ETA from their average."""
+    """Iteration and data-loading times per log interval, and the ETA from their average.
+
+    Compilation is left out of both: the interval that compiled the step would otherwise
+    report a step time, and an ETA, many times the real ones.
+    """
 
     def __init__(self, max_iters: int) -> None:
         self.max_iters = max_iters
         self.intervals: list[tuple[float, int]] = []  # (seconds, iterations) per log interval
         self.data_time = 0.0
+        self.compile_time: float | None = None  # seconds the first train step spent compiling
+        self._excluded = 0.0
         self._t0 = time.perf_counter()
 
     def start_interval(self) -> None:
         self._t0 = time.perf_counter()
         self.data_time = 0.0
+        self._excluded = 0.0
+
+    def exclude_compile(self, seconds: float) -> None:
+        self.compile_time = seconds
+        self._excluded += seconds
 
     def end_interval(self, n: int) -> tuple[float, float]:
-        elapsed = time.perf_counter() - self._t0
+        elapsed = max(time.perf_counter() - self._t0 - self._excluded, 0.0)
         self.intervals.append((elapsed, n))
         return elapsed, self.data_time
 
     def eta(self, global_iter: int) -> float:
-        # The first interval includes compilation: leave it out once there is another.
-        intervals = self.intervals[1:] or self.intervals
-        seconds, iters = map(sum, zip(*intervals, strict=True))
+        seconds, iters = map(sum, zip(*self.intervals, strict=True))
         return seconds / max(iters, 1) * (self.max_iters - global_iter)

@@ -29,6 +29,7 @@ import flax.linen as nn
 import jax
 import optax
 
+from actionjax.config import ConfigError, ConfigKeyError
 from actionjax.optim.grad_clip import build_grad_clip
 from actionjax.optim.param_info import ModuleInfo, ParamInfo, describe_model, module_tree, name_tree
 from actionjax.optim.schedule_builder import ScheduleConfig
@@ -143,7 +144,7 @@ class DefaultOptimizerConstructor:
         if not isinstance(optimizer_cfg, Mapping):
             raise TypeError(f'the optimizer config must be a dict, got {type(optimizer_cfg).__name__}')
         if 'type' not in optimizer_cfg:
-            raise KeyError('optimizer config has no "type"; add e.g. type=\'SGD\'')
+            raise ConfigKeyError('optimizer config has no "type"; add e.g. type=\'SGD\'')
         self.optimizer_cfg = dict(optimizer_cfg)
         if paramwise_cfg is not None and not isinstance(paramwise_cfg, Mapping):
             raise TypeError('optimizer.paramwise_cfg must be None or a dict, '
@@ -164,16 +165,16 @@ class DefaultOptimizerConstructor:
                             f"{{'backbone': dict(lr_mult=0.1)}}, got {type(custom_keys).__name__}")
         for key, value in custom_keys.items():
             if not isinstance(value, Mapping) or set(value) - {'lr_mult', 'decay_mult'}:
-                raise ValueError(f'optimizer.paramwise_cfg.custom_keys[{key!r}] must be a dict with '
-                                 f'lr_mult and/or decay_mult, got {value!r}')
+                raise ConfigError(f'optimizer.paramwise_cfg.custom_keys[{key!r}] must be a dict with '
+                                  f'lr_mult and/or decay_mult, got {value!r}')
             if 'decay_mult' in value and self.base_wd is None:
-                raise ValueError(f'optimizer.paramwise_cfg.custom_keys[{key!r}] sets decay_mult but the '
-                                 'optimizer has no weight_decay (base_wd should not be None); add '
-                                 'optimizer.weight_decay')
+                raise ConfigError(f'optimizer.paramwise_cfg.custom_keys[{key!r}] sets decay_mult but the '
+                                  'optimizer has no weight_decay (base_wd should not be None); add '
+                                  'optimizer.weight_decay')
         for key in ('bias_decay_mult', 'norm_decay_mult', 'dwconv_decay_mult'):
             if key in cfg and self.base_wd is None:
-                raise ValueError(f'optimizer.paramwise_cfg.{key} needs optimizer.weight_decay (base_wd '
-                                 'should not be None); add weight_decay to the optimizer config')
+                raise ConfigError(f'optimizer.paramwise_cfg.{key} needs optimizer.weight_decay (base_wd '
+                                  'should not be None); add weight_decay to the optimizer config')
         self._sorted_keys = sorted(sorted(custom_keys), key=len, reverse=True)
 
     def _check_keys_used(self) -> None:
@@ -187,10 +188,10 @@ class DefaultOptimizerConstructor:
         for key in unused:
             close = difflib.get_close_matches(key, sorted(self.paramwise_keys | cfg.read), n=1, cutoff=0.6)
             hints.append(f'{key!r}' + (f' (did you mean {close[0]!r}?)' if close else ''))
-        raise KeyError(f'unknown key(s) in optimizer.paramwise_cfg: {", ".join(hints)}; '
-                       f'{type(self).__name__} never reads them (it knows {known}). A constructor subclass '
-                       'reads its own keys from self.paramwise_cfg; list a key it accepts without reading '
-                       'in its paramwise_keys')
+        raise ConfigKeyError(f'unknown key(s) in optimizer.paramwise_cfg: {", ".join(hints)}; '
+                             f'{type(self).__name__} never reads them (it knows {known}). A constructor '
+                             'subclass reads its own keys from self.paramwise_cfg; list a key it accepts '
+                             'without reading in its paramwise_keys')
 
     # ------------------------------------------------------------------ rules
 
@@ -277,9 +278,9 @@ class DefaultOptimizerConstructor:
                 raise TypeError(f"{where}: param group {index} must be a dict with 'params', got {group!r}")
             extra = sorted(set(group) - set(GROUP_KEYS))
             if extra:
-                raise ValueError(f'{where}: param group {index} sets {extra}; a group takes '
-                                 f'{list(GROUP_KEYS)} (per-group momentum, betas, ... are not supported: one '
-                                 'optimizer config serves every group)')
+                raise ConfigError(f'{where}: param group {index} sets {extra}; a group takes '
+                                  f'{list(GROUP_KEYS)} (per-group momentum, betas, ... are not supported: '
+                                  'one optimizer config serves every group)')
             rule = ParamRule(self._group_mult(group, 'lr', 'lr_mult', self.base_lr, index),
                              self._group_mult(group, 'weight_decay', 'decay_mult', self.base_wd, index))
             members = group['params']
@@ -288,16 +289,16 @@ class DefaultOptimizerConstructor:
             for member in members:
                 name = member.name if isinstance(member, ParamInfo) else member
                 if name not in known:
-                    raise ValueError(f'{where}: param group {index} names {name!r}, which is not a '
-                                     'parameter of the model')
+                    raise ConfigError(f'{where}: param group {index} names {name!r}, which is not a '
+                                      'parameter of the model')
                 if name in rules:
-                    raise ValueError(f'{where}: {name} is in more than one param group (torch: "some '
-                                     'parameters appear in more than one parameter group")')
+                    raise ConfigError(f'{where}: {name} is in more than one param group (torch: "some '
+                                      'parameters appear in more than one parameter group")')
                 rules[name] = rule
         missing = [name for name in known if name not in rules]
         if missing:
-            raise ValueError(f'{where} put {len(missing)} parameter(s) in no param group, e.g. '
-                             f'{missing[:5]}; every parameter needs one (lr_mult=0 freezes a parameter)')
+            raise ConfigError(f'{where} put {len(missing)} parameter(s) in no param group, e.g. '
+                              f'{missing[:5]}; every parameter needs one (lr_mult=0 freezes a parameter)')
         return rules
 
     def _group_mult(self, group: Mapping[str, Any], absolute: str, relative: str, base: float | None,
@@ -306,7 +307,7 @@ class DefaultOptimizerConstructor:
         so that ``0.02 * 5 / 0.02`` is 5), or 1."""
         where = f'{type(self).__name__}.add_params: param group {index}'
         if absolute in group and relative in group:
-            raise ValueError(f'{where} sets both {absolute} and {relative}; give one')
+            raise ConfigError(f'{where} sets both {absolute} and {relative}; give one')
         if relative in group:
             return float(group[relative])
         if absolute not in group:
@@ -316,8 +317,8 @@ class DefaultOptimizerConstructor:
             if value == (base or 0.0):
                 return 1.0
             key = 'lr' if absolute == 'lr' else 'weight_decay'
-            raise ValueError(f'{where} sets {absolute}={value:g} but optimizer.{key} is {base!r}; set '
-                             f'optimizer.{key} (the group values are multiples of it)')
+            raise ConfigError(f'{where} sets {absolute}={value:g} but optimizer.{key} is {base!r}; set '
+                              f'optimizer.{key} (the group values are multiples of it)')
         return float(f'{value / base:.12g}')
 
     # ------------------------------------------------------------------ transformation
@@ -351,15 +352,15 @@ class DefaultOptimizerConstructor:
             lr = None
         elif isinstance(lr_schedule, ScheduleConfig):
             if self.base_lr is None:
-                raise ValueError('an lr schedule (lr_config / param_scheduler) needs optimizer.lr, the '
-                                 'base lr it starts from')
+                raise ConfigError('an lr schedule (lr_config / param_scheduler) needs optimizer.lr, the '
+                                  'base lr it starts from')
             lr = lr_schedule.build(self.base_lr * lr_mult)
         elif lr_schedule is not None:
             lr = lr_schedule if lr_mult == 1 else _scaled(lr_schedule, lr_mult)
         elif self.base_lr is not None:
             lr = self.base_lr * lr_mult
         elif lr_mult != 1:
-            raise ValueError(f'param-wise lr_mult={lr_mult:g} needs optimizer.lr (base_lr is None)')
+            raise ConfigError(f'param-wise lr_mult={lr_mult:g} needs optimizer.lr (base_lr is None)')
         else:
             lr = None
         out: dict[str, Any] = {'lr': lr}
@@ -383,8 +384,8 @@ class DefaultOptimizerConstructor:
             raise TypeError(f'the config schedules the lr (lr_config / param_scheduler), but {takes} '
                             f'takes no lr argument: remove the schedule, or {fix}')
         if lr_mult != 1:
-            raise ValueError(f'the param-wise rules give lr_mult={lr_mult:g}, but {takes} takes no lr '
-                             f'argument to multiply: {fix}')
+            raise ConfigError(f'the param-wise rules give lr_mult={lr_mult:g}, but {takes} takes no lr '
+                              f'argument to multiply: {fix}')
 
     def base_momentum(self) -> float:
         """The momentum a momentum schedule starts from: ``optimizer.momentum``, else ``betas[0]``
@@ -394,9 +395,9 @@ class DefaultOptimizerConstructor:
             return self.optimizer_cfg.get('momentum', params['momentum'].default)
         if 'betas' in params:
             return self.optimizer_cfg.get('betas', params['betas'].default)[0]
-        raise ValueError(f'a momentum schedule needs an optimizer with momentum or betas; '
-                         f'{self.optimizer_cfg["type"]!r} has neither (remove momentum_config / the momentum '
-                         'entries of param_scheduler)')
+        raise ConfigError(f'a momentum schedule needs an optimizer with momentum or betas; '
+                          f'{self.optimizer_cfg["type"]!r} has neither (remove momentum_config / the '
+                          'momentum entries of param_scheduler)')
 
     def group_optimizer(self, rule: ParamRule, hyperparams: Mapping[str, Any] | None = None
                         ) -> optax.GradientTransformation:
@@ -495,8 +496,8 @@ class TSMOptimizerConstructor(DefaultOptimizerConstructor):
     def _validate_cfg(self) -> None:
         super()._validate_cfg()
         if 'fc_lr5' not in self.paramwise_cfg:
-            raise KeyError('TSMOptimizerConstructor needs optimizer.paramwise_cfg.fc_lr5 '
-                           '(True or False), e.g. paramwise_cfg=dict(fc_lr5=True)')
+            raise ConfigKeyError('TSMOptimizerConstructor needs optimizer.paramwise_cfg.fc_lr5 '
+                                 '(True or False), e.g. paramwise_cfg=dict(fc_lr5=True)')
 
     def add_params(self, params: list[dict[str, Any]], module: ModuleInfo) -> None:
         first_conv: list[ParamInfo] = []   # the first conv's weight, then its bias
@@ -508,8 +509,8 @@ class TSMOptimizerConstructor(DefaultOptimizerConstructor):
             if issubclass(m.type, (nn.Conv, nn.Dense)):
                 leaves = [p.leaf for p in own]
                 if leaves not in (['weight'], ['weight', 'bias']):
-                    raise ValueError(f'TSMOptimizerConstructor: {m.name} has parameters {leaves}; a conv '
-                                     'or fc has a weight and maybe a bias')
+                    raise ConfigError(f'TSMOptimizerConstructor: {m.name} has parameters {leaves}; a conv '
+                                      'or fc has a weight and maybe a bias')
                 if issubclass(m.type, nn.Conv) and not first_conv:
                     first_conv = own
                     continue
@@ -518,12 +519,12 @@ class TSMOptimizerConstructor(DefaultOptimizerConstructor):
             elif issubclass(m.type, self.norm_types):
                 norms.extend(own)
             elif own:
-                raise ValueError(f'TSMOptimizerConstructor: new atomic module type {m.type.__name__} at '
-                                 f'{m.name!r} owns parameters; give it a learning policy (subclass the '
-                                 'constructor and override add_params) or use DefaultOptimizerConstructor')
+                raise ConfigError(f'TSMOptimizerConstructor: new atomic module type {m.type.__name__} at '
+                                  f'{m.name!r} owns parameters; give it a learning policy (subclass the '
+                                  'constructor and override add_params) or use DefaultOptimizerConstructor')
         if not weights or not biases:
-            raise ValueError('TSMOptimizerConstructor: the model needs a last fc layer with weight and bias '
-                             '(MMAction2 pops the last conv/fc weight and bias as the "last fc")')
+            raise ConfigError('TSMOptimizerConstructor: the model needs a last fc layer with weight and bias '
+                              '(MMAction2 pops the last conv/fc weight and bias as the "last fc")')
         fc_weight, fc_bias = weights.pop(), biases.pop()
         fc_lr5 = bool(self.paramwise_cfg['fc_lr5'])
         params.append({'params': first_conv[:1], 'lr_mult': 1, 'decay_mult': 1})

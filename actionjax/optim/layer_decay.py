@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from actionjax.config import ConfigKeyError
 from actionjax.optim.constructors import DefaultOptimWrapperConstructor
 from actionjax.optim.param_info import ModuleInfo
 from actionjax.registry import OPTIMIZER_BUILDERS
@@ -48,9 +49,9 @@ class LearningRateDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
         cfg = self.paramwise_cfg
         for key in ('decay_rate', 'num_layers'):
             if cfg.get(key) is None:
-                raise KeyError(f'LearningRateDecayOptimizerConstructor needs optimizer.paramwise_cfg.{key}, '
-                               "e.g. paramwise_cfg=dict(decay_rate=0.75, decay_type='layer_wise', "
-                               'num_layers=12)')
+                raise ConfigKeyError(f'LearningRateDecayOptimizerConstructor needs '
+                                     f'optimizer.paramwise_cfg.{key}, e.g. paramwise_cfg=dict('
+                                     "decay_rate=0.75, decay_type='layer_wise', num_layers=12)")
         decay_type = cfg.get('decay_type', 'layer_wise')
         if decay_type not in self.decay_types:
             raise NotImplementedError(f"optimizer.paramwise_cfg.decay_type={decay_type!r}: MMAction2 1.2.0's "
