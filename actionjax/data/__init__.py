@@ -10,7 +10,8 @@ from actionjax.data.datasets import (
     build_dataset,
 )
 from actionjax.data.loader import DataLoader, build_dataloader, loader_kwargs
+from actionjax.data.ssn import SSNDataset
 
 __all__ = ['ActivityNetDataset', 'BaseDataset', 'DataLoader', 'RawframeDataset',
-           'SyntheticActivityNetDataset', 'SyntheticVideoDataset', 'VideoDataset', 'build_dataloader',
-           'build_dataset', 'loader_kwargs']
+           'SSNDataset', 'SyntheticActivityNetDataset', 'SyntheticVideoDataset', 'VideoDataset',
+           'build_dataloader', 'build_dataset', 'loader_kwargs']

@@ -40,6 +40,7 @@ from .localization import (
     LoadProposals,
     PackLocalizationInputs,
 )
+from .proposal_frames import SampleProposalFrames
 from .pyav import PyAVDecode, PyAVInit
 from .rng import get_rng
 
@@ -50,4 +51,5 @@ __all__ = [
     'Resize', 'SampleFrames', 'TenCrop', 'ThreeCrop', 'ToTensor', 'UniformSample', 'UniformSampleFrames',
     'VideoReadError', 'color_jitter', 'get_rng', 'resize_clip',
     'GenerateLocalizationLabels', 'LoadLocalizationFeature', 'LoadProposals', 'PackLocalizationInputs',
+    'SampleProposalFrames',
 ]

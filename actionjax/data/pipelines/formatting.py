@@ -33,14 +33,15 @@ class FormatShape:
         input_format: 'NCHW' (2D recognizers: ``(V, H, W, C)``; for 'Flow' the
             ``clip_len`` frames of a view are stacked on channels,
             ``(V, H, W, clip_len * C)``), 'NCHW_Flow' (MMAction2 0.x's name for
-            that), or 'NCTHW' (3D recognizers: ``(V, T, H, W, C)``).
+            that), 'NCTHW' (3D recognizers: ``(V, T, H, W, C)``) or 'NPTCHW' (SSN:
+            ``(num_proposals, num_clips * clip_len, H, W, C)``).
         collapse: drop the leading ``V`` axis when there is one view (MMAction2
             uses it for detectors).
 
     Added key: ``input_shape``.
     """
 
-    _formats = ('NCHW', 'NCTHW', 'NCHW_Flow')
+    _formats = ('NCHW', 'NCTHW', 'NCHW_Flow', 'NPTCHW')
 
     def __init__(self, input_format: str, collapse: bool = False) -> None:
         if input_format not in self._formats:
@@ -58,6 +59,8 @@ class FormatShape:
         clip_len = results.get('clip_len', 1)
         if self.input_format == 'NCTHW':
             imgs = imgs.reshape(-1, clip_len, height, width, channels)
+        elif self.input_format == 'NPTCHW':
+            imgs = imgs.reshape(results['num_proposals'], -1, height, width, channels)
         elif self.input_format == 'NCHW_Flow' or results.get('modality') == 'Flow':
             # MMAction2 flattens (clip_len, C) into the channel axis, clip_len-major
             imgs = imgs.reshape(-1, clip_len, height, width, channels).transpose(0, 2, 3, 1, 4)
