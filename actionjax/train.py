@@ -213,6 +213,7 @@ def train(cfg: Any, work_dir: str, *, timestamp: str, validate: bool = True, res
         variables = build.load_from(variables, load_from)
 
     # The optimizer holds each param group's lr and momentum schedule; the state the loop carries.
+    logger.info('building the optimizer and its schedules')
     tx = build.build_tx(cfg, model, variables, sample, len(train_data))
     state = TrainState.create(variables, tx, jax.random.PRNGKey(seed))
 

@@ -160,6 +160,8 @@ def run_training(model: Any, tx: Any, state: TrainState, train_data: EpochData, 
     def validate(count: int, name: str) -> None:
         """Evaluate after ``count`` epochs or iterations; keep a best checkpoint as asked."""
         nonlocal results
+        if results is None:  # this run's first validation
+            logger.info('validating: the first validation also compiles the eval step')
         logger.start_bar('val', len(val.data))
         results, unreadable = run_evaluation(eval_step, state.variables, val.data, batch_sharding,
                                              val.metrics, val.dataset, on_batch=logger.advance)
