@@ -87,15 +87,12 @@ def init_variables(model: Any, sample: Mapping[str, np.ndarray], seed: int) -> d
 
 
 def load_pretrained(variables: dict, cfg: Mapping[str, Any]) -> dict:
-    """Initialise the backbone from ``model.backbone.pretrained`` when it names a converted
-    checkpoint directory (``actionjax.models.pretrained``)."""
-    from actionjax.models.pretrained import load_pretrained_backbone
+    """Initialise the backbone: its class's own ``init_weights(variables, pretrained)`` when it
+    has one, else the converted checkpoint ``model.backbone.pretrained`` names
+    (``actionjax.models.pretrained.init_backbone_weights``)."""
+    from actionjax.models.pretrained import init_backbone_weights
 
-    pretrained = ((cfg.get('model') or {}).get('backbone') or {}).get('pretrained')
-    if not pretrained:
-        return variables
-    logger.info(f'backbone initialised from {pretrained}')
-    return load_pretrained_backbone(variables, pretrained)
+    return init_backbone_weights(variables, cfg.get('model') or {})
 
 
 def read_variables(path: str | os.PathLike) -> dict:

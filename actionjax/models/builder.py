@@ -59,7 +59,16 @@ def build_head(cfg: Mapping[str, Any], key_path: str = 'model.cls_head') -> nn.M
 
 
 def build_loss(cfg: Mapping[str, Any], key_path: str = 'loss_cls') -> Any:
-    return build_module(LOSSES, cfg, key_path)
+    """The loss callable of ``cfg``. A class written torch's way, with ``forward`` and no
+    ``__call__``, is called through ``forward`` (torch's ``nn.Module.__call__`` does the same)."""
+    loss = build_module(LOSSES, cfg, key_path)
+    if callable(loss):
+        return loss
+    forward = getattr(loss, 'forward', None)
+    if callable(forward):
+        return forward
+    raise TypeError(f'{key_path}: LOSSES[{cfg["type"]!r}] built a {type(loss).__name__}, which is neither '
+                    'callable nor has a forward method; a loss is called as loss(pred, target)')
 
 
 def build_recognizer(cfg: Mapping[str, Any], key_path: str = 'model') -> nn.Module:

@@ -4,6 +4,12 @@ MMAction2 loads ImageNet weights into a recognizer's backbone from a torchvision
 actionjax never downloads and keeps torch out of the library: the file is converted once
 (``python -m convert.torchvision resnet50.pth --out DIR``) and ``DIR`` is what the config
 names. Any actionjax checkpoint works too; a whole recognizer contributes its backbone.
+
+A backbone class may load its weights its own way, as MMAction2's ``init_weights(pretrained)``
+does: ``init_weights(self, variables, pretrained)`` receives the backbone's freshly
+initialised variables (``{'params': ..., 'batch_stats': ...}``, names relative to the
+backbone) and ``model.backbone.pretrained``, and returns new variables of the same
+structure; ``init_backbone_weights`` calls it when training starts.
 """
 
 from __future__ import annotations
@@ -41,6 +47,62 @@ def read_pretrained(path: str | os.PathLike) -> dict[str, Any]:
     if 'backbone' in pretrained.get('params', {}):  # a whole recognizer: take its backbone
         pretrained = {c: tree['backbone'] for c, tree in pretrained.items() if 'backbone' in tree}
     return pretrained
+
+
+def init_backbone_weights(variables: Mapping[str, Any], model_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """``variables`` with the backbone initialised as ``model_cfg`` (the config's ``model``) says.
+
+    A backbone class with an ``init_weights(variables, pretrained)`` method gets its own
+    variables and ``backbone.pretrained`` (None when unset) and returns new ones; any other
+    backbone is loaded from the converted checkpoint ``backbone.pretrained`` names
+    (``load_pretrained_backbone``), or left as initialised when it names none.
+    """
+    from actionjax.models.builder import build_backbone
+    from actionjax.registry import BACKBONES
+
+    backbone_cfg = model_cfg.get('backbone')
+    if not isinstance(backbone_cfg, Mapping):
+        return dict(variables)
+    pretrained = backbone_cfg.get('pretrained')
+    kind = backbone_cfg.get('type')
+    backbone_cls = BACKBONES.get(kind, 'model.backbone.type') if isinstance(kind, str) else kind
+    if not callable(getattr(backbone_cls, 'init_weights', None)):
+        if not pretrained:
+            return dict(variables)
+        logger.info('backbone initialised from %s', pretrained)
+        return load_pretrained_backbone(variables, pretrained)
+    where = f'{backbone_cls.__name__}.init_weights'
+    own = {c: tree['backbone'] for c, tree in variables.items()
+           if isinstance(tree, Mapping) and 'backbone' in tree}
+    new = build_backbone(backbone_cfg).init_weights(_copy_tree(own), pretrained)
+    expected, got = _shapes(own), _shapes(new) if isinstance(new, Mapping) else None
+    if got != expected:
+        raise ValueError(f'{where}(variables, pretrained={pretrained!r}) must return variables of the '
+                         'structure and shapes it was given (names relative to the backbone: '
+                         f'{{"params": ..., "batch_stats": ...}}); ' + _first_difference(expected, got))
+    out = _copy_tree(variables)
+    for collection, tree in own.items():
+        for path, old in iter_leaves(tree):
+            value = np.asarray(get_leaf(new[collection], path), np.asarray(old).dtype)
+            set_leaf(out[collection]['backbone'], path, value)
+    logger.info('backbone initialised by %s (pretrained=%s)', where, pretrained)
+    return out
+
+
+def _shapes(tree: Mapping[str, Any]) -> dict[tuple[str, ...], tuple[int, ...]]:
+    return {(c, *path): tuple(np.shape(leaf)) for c, sub in tree.items() for path, leaf in iter_leaves(sub)}
+
+
+def _first_difference(expected: Mapping[tuple, Any], got: Mapping[tuple, Any] | None) -> str:
+    if got is None:
+        return 'it returned something that is not a dict of collections'
+    for key in expected:
+        if key not in got:
+            return f'{"/".join(key)} is missing'
+        if got[key] != expected[key]:
+            return f'{"/".join(key)} has shape {got[key]}, the model has {expected[key]}'
+    extra = next(k for k in got if k not in expected)
+    return f'{"/".join(extra)} is not a variable of the backbone'
 
 
 def load_pretrained_backbone(variables: Mapping[str, Any], pretrained: str | os.PathLike | Mapping[str, Any],

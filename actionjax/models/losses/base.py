@@ -2,6 +2,8 @@
 
 Losses are plain, stateless callables ``loss(cls_score, label) -> scalar`` (or a dict
 whose ``'loss'`` entries are scaled), registered in ``LOSSES`` under MMAction2's names.
+As in torch, calling a loss runs its ``forward``: a subclass implements ``_forward`` (the
+unweighted loss, as MMAction2's ``BaseWeightedLoss``) or overrides ``forward`` itself.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import jax
 
 
 class BaseWeightedLoss(abc.ABC):
-    """Subclasses implement ``_forward``; ``__call__`` multiplies it by ``loss_weight``."""
+    """Subclasses implement ``_forward``; ``forward`` (what a call runs) multiplies it by ``loss_weight``."""
 
     def __init__(self, loss_weight: float = 1.0) -> None:
         self.loss_weight = loss_weight
@@ -22,7 +24,11 @@ class BaseWeightedLoss(abc.ABC):
     def _forward(self, cls_score: jax.Array, label: jax.Array, **kwargs: Any) -> Any:
         """The unweighted loss."""
 
-    def __call__(self, cls_score: jax.Array, label: jax.Array, **kwargs: Any) -> Any:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    def forward(self, cls_score: jax.Array, label: jax.Array, **kwargs: Any) -> Any:
+        """The weighted loss: ``loss_weight * _forward(...)`` (a dict's ``'loss'`` entries)."""
         ret = self._forward(cls_score, label, **kwargs)
         if isinstance(ret, dict):
             return {k: v * self.loss_weight if 'loss' in k else v for k, v in ret.items()}
