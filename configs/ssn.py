@@ -3,11 +3,11 @@
 # * the backbone starts from scratch: MMAction2 loads torchvision's ImageNet ResNet-50
 #   (pretrained='torchvision://resnet50'); actionjax never downloads. Convert it with
 #   python -m convert.torchvision and set model.backbone.pretrained to the converted folder.
-# The model, its loss (SSNLoss: activity, completeness, regression) and the schedule are
-# actionjax's; MMAction2's SSNDataset (TAG proposal lists) and its SampleProposalFrames
-# pipeline are not ported yet, so training or testing from this file stops at
-# data.train.type. The test-mode head (STPPTest pooling, numpy) is
-# actionjax.models.heads.ssn_head.stpp_test_pool.
+# Data: SSNDataset over MMAction2's TAG proposal lists (tools/data/thumos14), frames sampled per
+# proposal by SampleProposalFrames. Testing (MMAction2's ssn_r50_450e_thumos14_rgb_test.py)
+# is SSN.predict on every test_interval-th frame (SampleProposalFrames(mode='test'),
+# FormatShape('NCHW')) and SSNMetric(model=model): STPPTest pooling per proposal, then
+# mAP@0.10..0.90; this head trains and tests with the same parameters.
 train_cfg_ = dict(
     ssn=dict(
         assigner=dict(

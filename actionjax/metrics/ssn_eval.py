@@ -17,37 +17,17 @@ orderings, checked by a golden).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from itertools import groupby
 from typing import Any
 
 import numpy as np
 
+from actionjax.data.ssn import load_localize_proposal_file
+from actionjax.models.heads.ssn_head import stpp_test_pool
 from actionjax.models.localizers.proposals import temporal_iou
 from actionjax.registry import METRICS
 
 THUMOS14_TIOU = np.arange(0.1, 1.0, .1)
-
-
-def load_localize_proposal_file(path: str) -> list[tuple[str, int, list[list[str]], list[list[str]]]]:
-    """A TAG proposal list: ``(video_id, num_frames, gt_rows, proposal_rows)`` per video.
-
-    Each video is a block after a ``# index`` line: its id, frame count, fps, the number of
-    ground truths then ``label start end`` rows, the number of proposals then ``label best_iou
-    overlap_self start end`` rows; ``num_frames`` is the frame count times the fps field.
-    """
-    with open(path) as f:
-        lines = [line.strip() for line in f]
-    videos = []
-    for is_header, block in groupby(lines, lambda line: line.startswith('#')):
-        if is_header:
-            continue
-        block = list(block)
-        num_gts = int(block[3])
-        num_proposals = int(block[4 + num_gts])
-        videos.append((block[0], int(float(block[1]) * float(block[2])),
-                       [row.split() for row in block[4:4 + num_gts]],
-                       [row.split() for row in block[5 + num_gts:5 + num_gts + num_proposals]]))
-    return videos
+POOLED_KEYS = ('activity_scores', 'completeness_scores', 'bbox_preds')
 
 
 def ground_truth_by_class(path: str) -> tuple[list[str], dict[int, dict[str, list[list[float]]]]]:
@@ -64,6 +44,18 @@ def ground_truth_by_class(path: str) -> tuple[list[str], dict[int, dict[str, lis
             segment = [start / num_frames, end / num_frames]
             gts.setdefault(label - 1, {}).setdefault(video_id, []).append(segment)
     return videos, gts
+
+
+def dataset_ground_truth(video_infos: Sequence[Mapping[str, Any]]
+                         ) -> tuple[list[str], dict[int, dict[str, list[list[float]]]]]:
+    """``ground_truth_by_class`` of an ``SSNDataset``'s videos (``SSNInstance`` ground truths)."""
+    gts: dict[int, dict[str, list[list[float]]]] = {}
+    for info in video_infos:
+        frames = info['total_frames']
+        for gt in info['gts']:
+            segment = [gt.start_frame / frames, gt.end_frame / frames]
+            gts.setdefault(gt.label - 1, {}).setdefault(info['video_id'], []).append(segment)
+    return [info['video_id'] for info in video_infos], gts
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -196,20 +188,35 @@ def evaluate_detections(results: Sequence[Mapping[str, np.ndarray]], video_ids: 
 
 @METRICS.register_module()
 class SSNMetric:
-    """mAP at tIoU 0.1 ... 0.9 of SSN's pooled per-proposal scores against a TAG proposal list.
+    """mAP at tIoU 0.1 ... 0.9 of SSN's test output against the dataset's ground truth.
 
-    ``process(predictions, batch)`` takes, per video (row), ``activity_scores``,
-    ``completeness_scores``, ``bbox_preds`` (already pooled over its proposals, with
-    ``num_instances`` proposals kept) and the batch's ``relative_proposal_list`` and
-    ``index``; ``compute(dataset)`` evaluates against ``ann_file``'s ground truth, in the
-    order of its videos with a ground truth (the dataset's ``index`` order).
+    ``process(predictions, batch)`` takes per video (row) either SSN's ``predict`` output,
+    ``test_scores`` ``(F, D)`` (pooled here over the batch's ``proposal_tick_list`` and
+    ``scale_factor_list`` by ``stpp_test_pool``, regression de-normalised with
+    ``reg_norm_consts``; needs ``model``, the SSN or its config), or already pooled
+    ``activity_scores``, ``completeness_scores``, ``bbox_preds``; and the batch's
+    ``relative_proposal_list`` and ``index``. ``compute(dataset)`` evaluates against the
+    ground truth of an ``SSNDataset`` (or of ``ann_file``), in the order of its videos.
+
+    Args:
+        model: the SSN module or its config (its head's ``num_classes``, ``stpp_stage``).
+        ann_file: a TAG proposal list to read the ground truth from when ``compute`` gets
+            no ``SSNDataset``.
+        evaluater: ``test_cfg.ssn.evaluater`` (``top_k``, ``nms``).
+        use_regression: apply the boundary regression before NMS.
     """
 
-    def __init__(self, ann_file: str, evaluater: Mapping[str, Any] | None = None, use_regression: bool = True,
+    def __init__(self, model: Any = None, ann_file: str | None = None,
+                 evaluater: Mapping[str, Any] | None = None, use_regression: bool = True,
                  metric_list: Sequence[str] = ('mAP',), prefix: str | None = None) -> None:
         if list(metric_list) != ['mAP']:
             raise ValueError(f"SSNMetric computes 'mAP' only, got metric_list={list(metric_list)}")
-        self.video_ids, self.ground_truth = ground_truth_by_class(ann_file)
+        if isinstance(model, Mapping):
+            from actionjax.models.localizers import build_localizer
+
+            model = build_localizer(model, 'test_evaluator.model')
+        self.model = model
+        self.ann_file = ann_file
         self.evaluater = {'top_k': 2000, 'nms': 0.2, **dict(evaluater or {})}
         self.use_regression = use_regression
         self.prefix = prefix
@@ -217,18 +224,44 @@ class SSNMetric:
 
     def process(self, predictions: Mapping[str, np.ndarray], batch: Mapping[str, np.ndarray]) -> None:
         for row, index in enumerate(batch['index']):
-            count = int(batch['num_instances'][row]) if 'num_instances' in batch else None
-            keys = [k for k in ('activity_scores', 'completeness_scores', 'bbox_preds') if k in predictions]
-            result = {key: np.asarray(predictions[key][row])[:count] for key in keys}
-            result['relative_proposal_list'] = np.asarray(batch['relative_proposal_list'][row])[:count]
+            if 'test_scores' in predictions:
+                result = self._pool(np.asarray(predictions['test_scores'][row]),
+                                    {key: np.asarray(value[row]) for key, value in batch.items()})
+            else:
+                keys = [k for k in POOLED_KEYS if k in predictions]
+                result = {key: np.asarray(predictions[key][row]) for key in keys}
+            result['relative_proposal_list'] = np.asarray(batch['relative_proposal_list'][row])
             self._results[int(index)] = result
+
+    def _pool(self, scores: np.ndarray, sample: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """MMAction2's ``SSN.forward_test`` after the test fc: STPP pooling, regression de-normalised."""
+        if self.model is None:
+            raise ValueError('SSNMetric needs the SSN to pool its test scores: add model=model to the '
+                             "evaluator config (dict(type='SSNMetric', model=model))")
+        head = self.model.cls_head
+        activity, completeness, bbox = stpp_test_pool(scores, sample['proposal_tick_list'],
+                                                      sample['scale_factor_list'], head.num_classes,
+                                                      head.stpp_stage, head.use_regression)
+        if bbox is not None:
+            bbox = bbox.reshape(-1, head.num_classes, 2)
+            norm = np.asarray(sample['reg_norm_consts'])
+            bbox[:, :, 0] = bbox[:, :, 0] * norm[1, 0] + norm[0, 0]
+            bbox[:, :, 1] = bbox[:, :, 1] * norm[1, 1] + norm[0, 1]
+        return dict(activity_scores=activity, completeness_scores=completeness, bbox_preds=bbox)
 
     def compute(self, dataset: Any = None) -> dict[str, float]:
         results, self._results = self._results, {}
-        if sorted(results) != list(range(len(self.video_ids))):
-            raise ValueError(f'SSNMetric saw {len(results)} videos, the annotation file has '
-                             f'{len(self.video_ids)} with ground truth; evaluate the whole split')
-        ordered = [results[i] for i in range(len(self.video_ids))]
-        out = evaluate_detections(ordered, self.video_ids, self.ground_truth,
-                                  use_regression=self.use_regression, **self.evaluater)
+        if dataset is not None and hasattr(dataset, 'video_infos') and 'gts' in dataset.video_infos[0]:
+            video_ids, ground_truth = dataset_ground_truth(dataset.video_infos)
+        elif self.ann_file is not None:
+            video_ids, ground_truth = ground_truth_by_class(self.ann_file)
+        else:
+            raise ValueError('SSNMetric needs the ground truth: an SSNDataset in compute(dataset), '
+                             'or ann_file')
+        if sorted(results) != list(range(len(video_ids))):
+            raise ValueError(f'SSNMetric saw {len(results)} videos, the dataset has {len(video_ids)} with '
+                             'ground truth; evaluate the whole split')
+        ordered = [results[i] for i in range(len(video_ids))]
+        out = evaluate_detections(ordered, video_ids, ground_truth, use_regression=self.use_regression,
+                                  **self.evaluater)
         return {f'{self.prefix}/{k}' if self.prefix else k: v for k, v in out.items()}
