@@ -349,26 +349,26 @@ def test_old_add_params_signature_says_what_to_write(tiny_params):
 
 
 def test_optimizer_without_lr(tiny_params):
-    """The tutorial's MyOptimizer(a, b, c): built as written; nothing may ask it for an lr."""
+    """The tutorial's MyOptimizer(a, b, c) form: built as written; nothing may ask it for an lr."""
     @OPTIMIZERS.register_module(force=True)
-    def MyOptimizer(a, b, c):
+    def RmsStep(a, b, c):
         return optax.chain(optax.scale_by_rms(decay=b, eps=c), optax.scale(-a))
 
     tiny = tiny_net.TinyNet()
     params = jax.tree.map(lambda s: jnp.ones(s.shape, s.dtype),
                           jax.eval_shape(lambda x: tiny.init(jax.random.key(0), x), TINY_IMGS)['params'])
-    cfg = dict(type='MyOptimizer', a=0.01, b=0.9, c=1e-8)
+    cfg = dict(type='RmsStep', a=0.01, b=0.9, c=1e-8)
     tx = build_optimizer(cfg, tiny, {'params': params}, TINY_IMGS,
                          lr_schedule=ScheduleConfig(None, 'lr', iters_per_epoch=2, max_epochs=1))
     updates, state = jax.jit(tx.update)(jax.tree.map(jnp.ones_like, params), tx.init(params), params)
     assert current_lrs(state) == {}  # no lr anywhere: nothing to log
     np.testing.assert_allclose(updates['cls_head']['fc_cls']['bias'], -0.01 / np.sqrt(0.1), rtol=1e-5)
-    with pytest.raises(TypeError, match=r'optimizer.lr=0.1, but MyOptimizer\(a, b, c\) takes no lr'):
+    with pytest.raises(TypeError, match=r'optimizer.lr=0.1, but RmsStep\(a, b, c\) takes no lr'):
         build_constructor(dict(cfg, lr=0.1))(tiny_params)
     with pytest.raises(TypeError, match='schedules the lr.*remove the schedule'):
         step = ScheduleConfig(dict(policy='step', step=[1]), 'lr', iters_per_epoch=2, max_epochs=2)
         build_constructor(cfg)(tiny_params, lr_schedule=step)
-    with pytest.raises(ValueError, match='lr_mult=2, but MyOptimizer'):
+    with pytest.raises(ValueError, match='lr_mult=2, but RmsStep'):
         build_constructor(dict(cfg, paramwise_cfg=dict(bias_lr_mult=2.0)))(tiny_params)
 
 

@@ -17,7 +17,7 @@ other hyperparameters stay Python floats, folded into the compiled update as tor
 them as doubles (``1 - 0.999`` in float32 would be off by 1e-5 relative).
 
 A user optimizer is any function returning an optax transformation, registered with
-``@OPTIMIZERS.register_module()``; see docs/customize_optimizer.md.
+``@OPTIMIZERS.register_module()``; see docs/customize.md.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ Two layers, as in mmcv:
   ``policy(progress, base_lr, max_progress, **cfg) -> lr``. ``progress`` is the epoch when
   ``by_epoch`` else the iteration, ``max_progress`` the run length in the same unit (None
   when the caller did not give it). Policies are plain jnp code, so a user's own policy is
-  one registered function (see docs/customize_schedule.md).
+  one registered function (see docs/customize.md).
 * the updater (``build_lr_schedule``) picks the progress unit and applies warmup, which always
   moves per iteration: ``lr(i) = warmup(regular(progress(i)), i)`` while ``i < warmup_iters``,
   else ``regular(progress(i))``. This is exactly mmcv's ``regular_lr``/``warmup_lr`` dance.
