@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import os.path as osp
 from collections.abc import Mapping
@@ -63,7 +64,8 @@ def _run(fn: Any, video_infos: list[dict[str, Any]], workers: int, **kwargs: Any
         for info in video_infos:
             fn(info, **kwargs)
         return
-    with ProcessPoolExecutor(workers) as pool:
+    # spawn, not fork: the parent may already run JAX's threads, which a forked child would inherit locked
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('spawn')) as pool:
         for future in [pool.submit(fn, info, **kwargs) for info in video_infos]:
             future.result()  # re-raises a worker's error, naming the file
 
