@@ -127,8 +127,9 @@ def _resume_point(args: argparse.Namespace, cfg: Any, work_dir: str, logger: log
             logger.info(f'resuming from {resume_from}')
         return resume_from
     resume_from, damaged = find_resumable(work_dir)
-    for _, why in damaged:
-        logger.warning(f'--auto-resume: {why}; passing over it (left in place, not deleted)')
+    for path, why in damaged:
+        logger.warning(f'--auto-resume: {why}; passing over it (nothing is deleted: it stays until this run '
+                       f'saves {os.path.basename(path)} again)')
     if resume_from is None:
         logger.info(f'--auto-resume: no {"intact " if damaged else ""}checkpoint in {work_dir}, '
                     'starting from scratch')

@@ -177,7 +177,8 @@ def test_auto_resume_passes_over_a_damaged_newest_checkpoint(run):
     out = train.main([TINY_CONFIG, '--work-dir', work_dir, '--auto-resume', '--no-validate', *ONE_EPOCH])
     messages = _messages(work_dir)
     assert any(m.startswith(f'--auto-resume: checkpoint {newest} is damaged: a data file under state/ is '
-                            'truncated') and m.endswith('passing over it (left in place, not deleted)')
+                            'truncated') and m.endswith('passing over it (nothing is deleted: it stays until '
+                                                        'this run saves epoch_1 again)')
                for m in messages)
     assert (f'--auto-resume: resuming from {work_dir}/iter_2 (the newest intact checkpoint), iteration 2'
             in messages)
@@ -356,6 +357,6 @@ def test_no_machine_paths_in_the_repository():
         if not name.endswith(('.py', '.md', '.toml', '.txt', '.cfg', '.sh')) or not os.path.isfile(path):
             continue
         with open(path, errors='replace') as f:
-            if '/work/ref' in f.read():
+            if '/work/' + 'ref' in f.read():  # the reference venvs of one developer machine
                 offenders.append(name)
-    assert offenders == [] or offenders == ['tests/test_reliability.py']
+    assert offenders == []
