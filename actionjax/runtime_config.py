@@ -20,7 +20,9 @@ filled in (``DEFAULTS`` is their one home)::
     save_best, rule    which validation score keeps a best checkpoint, and its direction
     checkpoint         dict(interval, by_epoch, max_keep_ckpts, save_last, interval_iters)
     log                dict(interval, tensorboard)
-    precision          'float32'
+    precision          'float32', 'bfloat16' (mixed: bfloat16 compute, float32 parameters, statistics and
+                       optimizer state) or 'float64' (needs jax_enable_x64): the top-level ``dtype``
+                       key, or 'bfloat16' from MMAction2's ``fp16`` (0.x) / ``AmpOptimWrapper`` (1.x)
     work_dir, seed, load_from, resume_from, dist_params, log_level
 
 A file that gives one meaning under both generations' keys is an error naming both; a
@@ -71,7 +73,7 @@ _KNOWN_KEYS = {
     'train_dataloader', 'val_dataloader', 'test_dataloader', 'evaluation', 'val_evaluator',
     'test_evaluator', 'checkpoint_config', 'log_config', 'default_hooks', 'vis_backends',
     'visualizer', 'work_dir', 'seed', 'randomness', 'load_from', 'resume_from', 'resume',
-    'auto_resume', 'dist_params', 'log_level', 'fp16', 'img_norm_cfg', 'custom_imports',
+    'auto_resume', 'dist_params', 'log_level', 'fp16', 'img_norm_cfg', 'custom_imports', 'dtype',
     # accepted and not needed by a JAX run
     'workflow', 'opencv_num_threads', 'mp_start_method', 'gpu_ids', 'find_unused_parameters',
     'launcher', 'env_cfg', 'default_scope', 'log_processor', 'auto_scale_lr', 'custom_hooks',
@@ -103,7 +105,8 @@ def to_runtime_config(cfg: Mapping[str, Any]) -> Config:
     _report_unread_keys(cfg)
     out = Config(filename=cfg.filename, source=cfg)
     out['model'] = model_config(cfg)
-    out['optimizer'], out['grad_clip'], out['precision'] = _optimizer(cfg)
+    out['optimizer'], out['grad_clip'] = _optimizer(cfg)
+    out['precision'] = precision_of(cfg)
     out['lr_schedule'], out['momentum_schedule'] = _schedules(cfg)
     out['train_loop'] = _train_loop(cfg)
     out['data'] = data_config(cfg)
@@ -229,12 +232,12 @@ def _pipelines(cfg: Mapping[str, Any]) -> list[Sequence[Any]]:
 
 # --------------------------------------------------------------------------- optimizer, schedules
 
-def _optimizer(cfg: Mapping[str, Any]) -> tuple[dict, dict | None, str]:
+def _optimizer(cfg: Mapping[str, Any]) -> tuple[dict | None, dict | None]:
     wrapper = cfg.get('optim_wrapper') or {}
     optimizer = _one_of(cfg, ('optimizer', cfg.get('optimizer')),
                         ('optim_wrapper.optimizer', wrapper.get('optimizer')))
     if optimizer is None:  # a model-only config (inference, conversion); training asks for one
-        return None, None, 'float32'
+        return None, None
     if not isinstance(optimizer, Mapping):
         raise ConfigError(f'optimizer must be a dict like dict(type="SGD", lr=0.01), got {optimizer!r}')
     optimizer = dict(optimizer)
@@ -248,13 +251,41 @@ def _optimizer(cfg: Mapping[str, Any]) -> tuple[dict, dict | None, str]:
         optimizer['constructor'] = _optimizer_constructor_name(optimizer['constructor'])
     clip = _one_of(cfg, ('optimizer_config.grad_clip', _get(cfg, 'optimizer_config', 'grad_clip')),
                    ('optim_wrapper.clip_grad', wrapper.get('clip_grad')))
-    amp = wrapper.get('type') == 'AmpOptimWrapper'
-    fp16 = _one_of(cfg, ('fp16', cfg.get('fp16')),
-                   ('optim_wrapper.type=AmpOptimWrapper', True if amp else None))
-    if fp16:
-        logger.warning('fp16 / AmpOptimWrapper: mixed precision is not available yet; training runs in '
-                       'float32 (remove the key to silence this warning)')
-    return optimizer, (dict(clip) if clip else None), 'float32'
+    return optimizer, (dict(clip) if clip else None)
+
+
+def precision_of(cfg: Mapping[str, Any]) -> str:
+    """The runtime ``precision`` of a file or runtime config (see ``actionjax.precision``).
+
+    ``dtype = 'float32' | 'bfloat16' | 'float64'`` says it directly. MMAction2's mixed
+    precision keys, ``fp16 = dict(loss_scale=...)`` (0.x) and ``optim_wrapper =
+    dict(type='AmpOptimWrapper', ...)`` (1.x), mean 'bfloat16': float16 autocast becomes
+    bfloat16, which has float32's range and so needs no loss scaling.
+    """
+    from actionjax.precision import PRECISIONS
+
+    if is_runtime_config(cfg):
+        return cfg['precision']
+    wrapper = cfg.get('optim_wrapper') or {}
+    amp = wrapper if wrapper.get('type') == 'AmpOptimWrapper' else None
+    mixed = _one_of(cfg, ('fp16', cfg.get('fp16')), ('optim_wrapper.type=AmpOptimWrapper', amp))
+    dtype = cfg.get('dtype')
+    if dtype is not None and dtype not in PRECISIONS:
+        hint = " (float16 mixed precision runs as 'bfloat16')" if dtype == 'float16' else ''
+        raise ConfigError(f'dtype must be one of {list(PRECISIONS)}, got {dtype!r}{hint}')
+    if mixed is None:
+        return dtype or 'float32'
+    key = 'fp16' if cfg.get('fp16') is not None else 'optim_wrapper'
+    if dtype not in (None, 'bfloat16'):
+        raise ConfigError(f'the config sets both {key} (mixed precision: bfloat16) and dtype={dtype!r}; '
+                          'keep one of them')
+    autocast = mixed.get('dtype') if isinstance(mixed, Mapping) else None
+    if autocast not in (None, 'float16', 'bfloat16'):
+        raise ConfigError(f"{key}.dtype must be 'float16' or 'bfloat16' for mixed precision, "
+                          f"got {autocast!r}")
+    logger.info(f'{key}: mixed precision, computing in bfloat16 with float32 parameters, BatchNorm '
+                'statistics and optimizer state (bfloat16 needs no loss scaling)')
+    return 'bfloat16'
 
 
 def _optimizer_constructor_name(name: str) -> str:

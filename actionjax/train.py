@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> dict:
         flags = os.environ.get('XLA_FLAGS', '')
         os.environ['XLA_FLAGS'] = f'{flags} --xla_gpu_deterministic_ops=true'.strip()
     cfg = load_config(args.config, args.cfg_options)
+    from actionjax.precision import enable_precision
+    enable_precision(cfg.precision)  # dtype='float64': jax_enable_x64 before any array exists
 
     from actionjax.engine.logger import setup_logger
     from actionjax.engine.sharding import init_distributed

@@ -321,7 +321,9 @@ def state_dict_to_variables(state_dict: Mapping[str, np.ndarray], target: Mappin
     ``target`` is the model's variables or their shapes (``jax.eval_shape`` of
     ``model.init``). Every target leaf is assigned exactly once. Missing, mis-shaped and
     ambiguous keys raise :class:`CheckpointMismatchError`; so do unexpected keys unless
-    ``strict=False``, which only warns about them. Arrays keep the target's dtype.
+    ``strict=False``, which only warns about them. Arrays take the target's dtype, or the
+    checkpoint's where that is the wider float: a float64 checkpoint (MMAction2 after
+    ``model.double()``) converts exactly, for a float64 run (``actionjax.precision``).
     """
     slots = target_slots(target)
     pairs, missing, unexpected, ambiguous = match_keys(list(state_dict), list(slots))
@@ -336,8 +338,11 @@ def state_dict_to_variables(state_dict: Mapping[str, np.ndarray], target: Mappin
             want = to_torch_layout(slot.path[-1], np.empty(slot.shape, np.int8)).shape
             mismatched.append((src, tuple(np.shape(state_dict[src])), want))
             continue
+        dtype = slot.dtype
+        if np.issubdtype(array.dtype, np.floating) and np.issubdtype(dtype, np.floating):
+            dtype = np.promote_types(dtype, array.dtype)
         set_leaf(variables.setdefault(slot.collection, {}), slot.path,
-             np.ascontiguousarray(array, dtype=slot.dtype))
+                 np.ascontiguousarray(array, dtype=dtype))
     if missing or mismatched or ambiguous or (unexpected and strict):
         raise CheckpointMismatchError(missing, unexpected if strict else [], mismatched, ambiguous, source)
     if unexpected:

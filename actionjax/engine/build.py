@@ -77,13 +77,26 @@ def eval_data(cfg: Mapping[str, Any], dataset: Any, batch_size: int, split: str)
 
 def init_variables(model: Any, sample: Mapping[str, np.ndarray], seed: int) -> dict:
     """``model.init`` through ``predict`` on a one-sample batch, as plain dicts
-    ``{'params', 'batch_stats'}``; works for any model kind."""
+    ``{'params', 'batch_stats'}``; works for any model kind.
+
+    Floating variables come out in the model's parameter dtype (``model_variables``).
+    """
     k_params, k_dropout = jax.random.split(jax.random.PRNGKey(seed))
     rngs = {'params': k_params, 'dropout': k_dropout}
     variables = jax.jit(lambda x: model.init(rngs, x, method='predict'))(dict(sample))
     variables = jax.tree.map(np.asarray, dict(variables))
     variables.setdefault('batch_stats', {})
-    return variables
+    return model_variables(model, variables)
+
+
+def model_variables(model: Any, variables: dict) -> dict:
+    """``variables`` with floating leaves in the model's parameter dtype
+    (``actionjax.precision.param_dtype``): float32 for float32 and bfloat16 runs, float64
+    for float64 ones. Flax creates parameters in float32 whatever the run's precision, and
+    a checkpoint holds whatever it was saved in."""
+    from actionjax.precision import cast_floating, param_dtype
+
+    return cast_floating(variables, param_dtype(getattr(model, 'dtype', None)))
 
 
 def load_pretrained(variables: dict, cfg: Mapping[str, Any]) -> dict:
@@ -228,4 +241,4 @@ def checkpoint_variables(model: Any, sample: Mapping[str, np.ndarray], path: str
         check_variables(expected, loaded, source=f'checkpoint {os.fspath(path)}')
     except ValueError as err:  # the message lists every mismatch: it is the whole story
         raise CheckpointError(str(err)) from None
-    return loaded
+    return model_variables(model, loaded)

@@ -11,6 +11,11 @@ the new state, so a step needs memory for one copy of the model, not two. Under 
 the batch arrives sharded on its first axis and the state replicated; jit inserts the
 gradient all-reduce and BatchNorm computes its statistics over the global batch, exactly
 as on one device.
+
+Precision (``actionjax.precision``): both steps hand the model its parameters cast to the
+model's compute dtype (``model.dtype``). Under bfloat16 mixed precision the state keeps
+float32 master parameters, BatchNorm statistics and optimizer state; the cast sits inside
+the differentiated function, so gradients come back in float32.
 """
 
 from __future__ import annotations
@@ -25,14 +30,23 @@ from jax.sharding import NamedSharding
 
 from actionjax.engine.state import TrainState
 from actionjax.optim import current_hyperparams
+from actionjax.precision import cast_floating, compute_dtype
 
 Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
 
 
 def total_loss(losses: dict[str, jax.Array]) -> jax.Array:
-    """Sum of the entries whose key contains 'loss', as MMAction2's ``_parse_losses``."""
-    return sum((jnp.mean(v) for k, v in losses.items() if 'loss' in k), jnp.zeros((), jnp.float32))
+    """Sum of the entries whose key contains 'loss', as MMAction2's ``_parse_losses``, in
+    the losses' own dtype (float32, or float64 in a float64 run)."""
+    terms = [jnp.mean(v) for k, v in losses.items() if 'loss' in k]
+    return sum(terms[1:], terms[0]) if terms else jnp.zeros((), jnp.result_type(float))
+
+
+def compute_params(model: Any, params: Any) -> Any:
+    """``params`` in the model's compute dtype (bfloat16 under mixed precision); a no-op when
+    they already are, as in float32 and float64 runs."""
+    return cast_floating(params, compute_dtype(getattr(model, 'dtype', None)))
 
 
 def applied_hyperparams(opt_state: Any) -> Metrics:
@@ -61,7 +75,7 @@ def make_train_step(model: Any, tx: optax.GradientTransformation,
         rngs = state.step_rngs(rng_names)
 
         def loss_fn(params: Any) -> tuple[jax.Array, tuple[dict, dict]]:
-            variables = {'params': params, 'batch_stats': state.batch_stats}
+            variables = {'params': compute_params(model, params), 'batch_stats': state.batch_stats}
             losses, updates = model.apply(variables, batch, rngs=rngs, mutable=['batch_stats'], method='loss')
             return total_loss(losses), (losses, updates)
 
@@ -92,6 +106,7 @@ def make_eval_step(model: Any, state_sharding: NamedSharding | None = None,
     """
 
     def eval_step(variables: dict, batch: Batch) -> dict:
+        variables = dict(variables, params=compute_params(model, variables['params']))
         return model.apply(variables, batch, method='predict')
 
     if state_sharding is None:

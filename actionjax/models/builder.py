@@ -99,4 +99,21 @@ def build_model(cfg: Mapping[str, Any]) -> nn.Module:
         names = ', '.join(r.name for r in MODEL_REGISTRIES)
         RECOGNIZERS.get(model_cfg.get('type'), 'model.type')  # raises with the closest recognizers
         raise KeyError(f'model.type {model_cfg.get("type")!r} is in none of {names}')
-    return build_module(registry, model_cfg, 'model')
+    extra = _precision_args(registry.get(model_cfg['type'], 'model.type'), cfg) if 'model' in cfg else {}
+    return build_module(registry, model_cfg, 'model', **extra)
+
+
+def _precision_args(model_cls: Any, cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """``dtype=`` for the config's precision (``actionjax.precision``), for models that take one."""
+    from actionjax.precision import model_dtype
+    from actionjax.runtime_config import precision_of
+
+    precision = precision_of(cfg)
+    fields = getattr(model_cls, '__dataclass_fields__', {})
+    if 'dtype' in fields:
+        return {'dtype': model_dtype(precision)}
+    if precision != 'float32':
+        raise NotImplementedError(f'model.type {model_cls.__name__} has no dtype field, so precision '
+                                  f'{precision!r} (config key dtype, fp16 or optim_wrapper.type) cannot '
+                                  'apply to it yet; remove that key to train in float32')
+    return {}

@@ -35,7 +35,7 @@ def global_norm(grads: optax.Updates, norm_type: float = 2.0, mask: Any = None) 
     if mask is not None:
         leaves = [g for g, keep in zip(leaves, jax.tree.leaves(mask), strict=True) if keep]
     if not leaves:
-        return jnp.zeros([], jnp.float32)
+        return jnp.zeros([], jnp.result_type(float))
     if math.isinf(norm_type):
         return functools.reduce(jnp.maximum, [jnp.max(jnp.abs(g)) for g in leaves])
     leaves = [g.astype(jnp.promote_types(g.dtype, jnp.float32)) for g in leaves]  # bf16 sums in f32

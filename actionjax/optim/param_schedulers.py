@@ -50,6 +50,7 @@ from actionjax.optim.schedules import (
     count_passed,
     int_power,
 )
+from actionjax.precision import default_float
 from actionjax.registry import Registry
 
 __all__ = ['PARAM_SCHEDULERS', 'ParamScheduler', 'build_param_schedule']
@@ -631,16 +632,15 @@ def _check_one_cycle(placed: list[_Placed], key: str) -> None:
 
 
 def _compose(components: list[_Component], base: float | np.ndarray) -> Schedule:
-    initial = jnp.asarray(base, jnp.float32)
-
     def schedule(step):
+        dtype = default_float()  # when traced: float64 in a float64 run
         step = jnp.asarray(step)
         i = step[..., None] if np.ndim(base) else step  # param groups along a trailing axis
-        out = initial + jnp.zeros(step.shape + np.shape(base), jnp.float32)
+        out = jnp.asarray(base, dtype) + jnp.zeros(step.shape + np.shape(base), dtype)
         for comp in components:
             inside = comp.value(i)
             if comp.t1 is not None:
-                inside = jnp.where(i <= comp.t1, inside, jnp.asarray(comp.exit, jnp.float32))
+                inside = jnp.where(i <= comp.t1, inside, jnp.asarray(comp.exit, dtype))
             out = jnp.where(i >= comp.t0, inside, out)
         return out
 

@@ -56,7 +56,8 @@ def build_lr_schedule(lr_config: ScheduleCfg | None, base_lr: float | Sequence[f
 
     Returns:
         ``fn(step)``: the lr of the optimizer step at global iteration ``step`` (0-based),
-        float32; works on Python ints and on int32 arrays under ``jax.jit``.
+        float32 (float64 under ``jax_enable_x64``); works on Python ints and on int32 arrays
+        under ``jax.jit``.
     """
     run = RunLength(iters_per_epoch, max_epochs, max_iters)
     if is_param_scheduler(lr_config):

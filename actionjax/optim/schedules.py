@@ -26,7 +26,8 @@ momentum warmup (which divides by the ratio). MMAction2 1.x / mmengine ``param_s
 lists live in ``param_schedulers.py``; ``schedule_builder.py`` picks between the two forms.
 
 Numerics: values are float32, within 3e-7 relative of mmcv's float64 values (the golden
-tests allow 1e-6). Constants
+tests allow 1e-6); under ``jax_enable_x64`` (a float64 run, ``actionjax.precision``) they
+are float64, within a few ulps of mmcv's. Constants
 are computed on the host in float64, integer differences (``max - progress``) are formed
 before converting to float, powers use float64 tables instead of ``exp(n * log(x))`` and
 cosines use whichever of cos^2/sin^2 has the small angle, so nothing cancels.
@@ -45,6 +46,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from actionjax.precision import default_float
 from actionjax.registry import LR_SCHEDULES, Registry
 
 __all__ = [
@@ -108,7 +110,8 @@ def iteration_only(policy: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def int_power(x: float, n: Any, xp: Any = jnp, max_n: int | None = None) -> jax.Array:
-    """``x ** n`` for a host float ``x`` and integer ``n`` in [0, 2**24), to float32 rounding.
+    """``x ** n`` for a host float ``x`` and integer ``n`` in [0, 2**24), to the default float's
+    rounding (float32; float64 under ``jax_enable_x64``).
 
     ``jnp.power`` goes through ``exp(n * log(x))`` in float32, whose relative error grows
     with ``n``; here the float64 powers ``x ** (d * 64**j)`` are tabulated on the host and
@@ -124,7 +127,7 @@ def int_power(x: float, n: Any, xp: Any = jnp, max_n: int | None = None) -> jax.
     out = None
     with np.errstate(over='ignore', under='ignore'):
         for j in range(n_digits):
-            table = jnp.asarray(np.power(np.float64(x), digits * 64 ** j), jnp.float32)
+            table = jnp.asarray(np.power(np.float64(x), digits * 64 ** j), default_float())
             factor = table[(n >> (6 * j)) & 63]
             out = factor if out is None else out * factor
     return out
@@ -202,7 +205,7 @@ def _step_decay(progress: Any, base: Any, step: Any, gamma: float, min_value: fl
     if isinstance(step, numbers.Integral):
         factor = int_power(gamma, progress // int(step))
     else:  # k = number of milestones <= progress; the factors are exact float64 powers
-        powers = jnp.asarray([gamma ** j for j in range(len(step) + 1)], jnp.float32)
+        powers = jnp.asarray([gamma ** j for j in range(len(step) + 1)], default_float())
         factor = powers[count_passed(step, progress)]
     value = base * factor
     return value if min_value is None else jnp.maximum(value, min_value)
@@ -255,7 +258,7 @@ def _phases(curr: Any, phases: Sequence[tuple[float, Any, Any]], anneal: Callabl
 @LR_SCHEDULES.register_module('Fixed')
 def fixed_lr(progress, base_lr, max_progress):
     """The lr never changes (mmcv's FixedLrUpdaterHook; warmup still applies)."""
-    return base_lr + jnp.zeros(jnp.shape(progress), jnp.float32)
+    return base_lr + jnp.zeros(jnp.shape(progress), default_float())
 
 
 @LR_SCHEDULES.register_module('Step')
@@ -333,7 +336,7 @@ def cosine_restart_lr(progress, base_lr, max_progress, *, periods, restart_weigh
     num = jnp.minimum(progress - restart, period)
     if all(w == weights[0] for w in weights):
         return anneal_cos(base_lr, target, num, period, weights[0])
-    weight = jnp.asarray(weights, jnp.float32)[idx]
+    weight = jnp.asarray(weights, default_float())[idx]
     c, one_minus_c = _cos_weights(num, period)  # anneal_cos with a traced weight
     return base_lr * (weight * c) + target * ((1 - weight) + weight * one_minus_c)
 
@@ -525,10 +528,9 @@ def host_base(base: Any, name: str) -> float | np.ndarray:
 
 
 def _constant(base: float | np.ndarray) -> Schedule:
-    value = jnp.asarray(base, jnp.float32)
-
     def constant(step):
-        return value + jnp.zeros(jnp.shape(step) + np.shape(base), jnp.float32)
+        dtype = default_float()  # when traced: float64 in a float64 run
+        return jnp.asarray(base, dtype) + jnp.zeros(jnp.shape(step) + np.shape(base), dtype)
     return jax.jit(constant)
 
 
@@ -612,7 +614,8 @@ def _build_updater(cfg: Mapping[str, Any], base: float | np.ndarray, run: RunLen
         step = jnp.asarray(step)
         i = step[..., None] if np.ndim(base) else step  # param groups along a trailing axis
         regular = policy(i // epoch_length if by_epoch else i, base, max_progress, **kwargs)
-        regular = jnp.asarray(regular, jnp.float32) + jnp.zeros(step.shape + np.shape(base), jnp.float32)
+        dtype = default_float()
+        regular = jnp.asarray(regular, dtype) + jnp.zeros(step.shape + np.shape(base), dtype)
         if warmup is None:
             return regular
         return jnp.where(i < warmup_iters, warmup_fn(regular, i), regular)

@@ -11,6 +11,10 @@ drift the same way as in MMAction2:
 
 ``momentum=0.9`` here is torch's ``momentum=0.1`` (flax keeps ``momentum`` of the old
 value, torch mixes in ``momentum`` of the new one); ``epsilon=1e-5`` is torch's eps.
+
+Statistics are reduced, kept and applied in ``reduction_dtype(x.dtype)``: float32 for a
+bfloat16 input (mixed precision), float64 for a float64 one; only the output takes the
+input's dtype.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from actionjax.precision import reduction_dtype
 
 
 class BatchNorm(nn.BatchNorm):
@@ -39,13 +45,14 @@ class BatchNorm(nn.BatchNorm):
             'use_running_average', self.use_running_average, use_running_average)
         features = x.shape[-1]
         reduce_axes = tuple(range(x.ndim - 1))
-        ra_mean = self.variable('batch_stats', 'mean', lambda: jnp.zeros((features,), jnp.float32))
-        ra_var = self.variable('batch_stats', 'var', lambda: jnp.ones((features,), jnp.float32))
+        stats_dtype = reduction_dtype(x.dtype)
+        ra_mean = self.variable('batch_stats', 'mean', lambda: jnp.zeros((features,), stats_dtype))
+        ra_var = self.variable('batch_stats', 'var', lambda: jnp.ones((features,), stats_dtype))
 
         if use_running_average:
             mean, var = ra_mean.value, ra_var.value
         else:
-            xf = x.astype(jnp.float32)
+            xf = x.astype(stats_dtype)
             mean = xf.mean(reduce_axes)
             var = jnp.square(xf - mean).mean(reduce_axes)
             if not self.is_initializing():

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from flax.core import FrozenDict
 
 from actionjax.models.builder import build_loss
+from actionjax.precision import reduction_dtype
 
 AVERAGE_CLIPS = ('score', 'prob', None)
 
@@ -33,12 +34,13 @@ def average_clip(cls_scores: jax.Array, average_clips: str | None) -> jax.Array:
 
     ``'score'`` averages the raw scores, ``'prob'`` averages the softmax probabilities,
     ``None`` averages nothing: ``(N, num_classes)`` when K == 1, else ``(N, K, num_classes)``
-    (MMAction2 1.2.0's layout).
+    (MMAction2 1.2.0's layout). Scores are averaged in float32 at least (bfloat16 compute).
     """
     if average_clips not in AVERAGE_CLIPS:
         raise ValueError(f'average_clips {average_clips!r} is not supported; choose one of '
                          f'{list(AVERAGE_CLIPS)} (config key cls_head.average_clips or '
                          'test_cfg.average_clips)')
+    cls_scores = cls_scores.astype(reduction_dtype(cls_scores.dtype))
     if average_clips == 'prob':
         return jax.nn.softmax(cls_scores, axis=-1).mean(axis=1)
     if average_clips == 'score':

@@ -11,13 +11,16 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from actionjax.models.losses.base import BaseWeightedLoss
+from actionjax.precision import reduction_dtype
 from actionjax.registry import LOSSES
 
 
-def _class_weight(class_weight: Sequence[float] | None) -> jax.Array | None:
-    return None if class_weight is None else jnp.asarray(class_weight, jnp.float32)
+def _class_weight(class_weight: Sequence[float] | None) -> np.ndarray | None:
+    # a host float64 array: it meets the scores in their reduction dtype (float64 in a float64 run)
+    return None if class_weight is None else np.asarray(class_weight, np.float64)
 
 
 @LOSSES.register_module()
@@ -35,8 +38,8 @@ class CrossEntropyLoss(BaseWeightedLoss):
     def _forward(self, cls_score: jax.Array, label: jax.Array, **kwargs: Any) -> jax.Array:
         if kwargs:
             raise TypeError(f'CrossEntropyLoss takes no extra arguments, got {sorted(kwargs)}')
-        log_probs = jax.nn.log_softmax(cls_score.astype(jnp.float32), axis=1)
-        weight = self.class_weight
+        log_probs = jax.nn.log_softmax(cls_score.astype(reduction_dtype(cls_score.dtype)), axis=1)
+        weight = None if self.class_weight is None else jnp.asarray(self.class_weight, log_probs.dtype)
         if cls_score.shape == label.shape:  # soft labels
             if cls_score.ndim != 2:
                 raise ValueError(f'soft labels must be (N, num_classes), got {label.shape}')
@@ -67,10 +70,10 @@ class BCELossWithLogits(BaseWeightedLoss):
     def _forward(self, cls_score: jax.Array, label: jax.Array, **kwargs: Any) -> jax.Array:
         if kwargs:
             raise TypeError(f'BCELossWithLogits takes no extra arguments, got {sorted(kwargs)}')
-        x = cls_score.astype(jnp.float32)
-        y = label.astype(jnp.float32)
+        x = cls_score.astype(reduction_dtype(cls_score.dtype))
+        y = label.astype(x.dtype)
         # log(1 + exp(x)) - x * y, written to stay finite for large |x| (as torch does)
         loss = jnp.maximum(x, 0) - x * y + jnp.log1p(jnp.exp(-jnp.abs(x)))
         if self.class_weight is not None:
-            loss = loss * self.class_weight
+            loss = loss * jnp.asarray(self.class_weight, x.dtype)
         return loss.mean()

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from actionjax.models.losses.base import BaseWeightedLoss
+from actionjax.precision import reduction_dtype
 from actionjax.registry import LOSSES
 
 
@@ -19,4 +20,4 @@ class NLLLoss(BaseWeightedLoss):
         if kwargs:
             raise TypeError(f'NLLLoss takes no extra arguments, got {sorted(kwargs)}')
         picked = jnp.take_along_axis(cls_score, label[:, None].astype(jnp.int32), axis=1)[:, 0]
-        return -picked.astype(jnp.float32).mean()
+        return -picked.astype(reduction_dtype(picked.dtype)).mean()

@@ -17,6 +17,11 @@ constructed, so the unbound module already knows its parts (``frozen_prefixes``)
 Input normalisation runs on the device, as 1.x's ``ActionDataPreprocessor``:
 ``to_rgb`` reverses the channel order, then ``(x - mean) / std``. Pass
 ``normalize=False`` to feed inputs that are already normalised.
+
+``dtype`` is the compute dtype (``actionjax.precision``): the normalised input is cast to
+it, and the engine's steps cast the parameters to it. None computes in JAX's default
+float (float32; float64 under ``jax_enable_x64``); ``build_model`` sets it from the
+config's precision.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import jax.numpy as jnp
 
 from actionjax.models.builder import build_backbone, build_head, freeze_cfg
 from actionjax.models.heads.base import AVERAGE_CLIPS, average_clip
+from actionjax.precision import compute_dtype, param_dtype
 
 
 class BaseRecognizer(nn.Module):
@@ -41,6 +47,7 @@ class BaseRecognizer(nn.Module):
     train_cfg: Any = None
     test_cfg: Any = None
     data_preprocessor: Any = None
+    dtype: Any = None  # compute dtype; parameters stay in actionjax.precision.param_dtype(dtype)
 
     def __post_init__(self) -> None:
         # Config dicts become unbound submodules; Flax names them after the field.
@@ -89,20 +96,27 @@ class BaseRecognizer(nn.Module):
                              f'got {value!r}')
         return value
 
-    def preprocess(self, imgs: jax.Array) -> jax.Array:
-        """uint8/float channels-last images -> float32 normalised as the config says."""
-        x = jnp.asarray(imgs).astype(jnp.float32)
+    def preprocess(self, imgs: jax.Array, normalize: bool = True) -> jax.Array:
+        """uint8/float channels-last images -> normalised as the config says (unless
+        ``normalize=False``), in the compute dtype.
+
+        The arithmetic runs in the parameters' dtype (float32 under bfloat16 compute), so
+        only the result is rounded to bfloat16.
+        """
+        x = jnp.asarray(imgs)
         pre = self.data_preprocessor or {}
-        if pre.get('to_rgb', False):
-            x = x[..., ::-1]
-        if pre.get('mean') is not None:
-            mean = jnp.asarray(pre['mean'], jnp.float32)
-            std = jnp.asarray(pre['std'], jnp.float32)
-            if mean.shape[-1] != x.shape[-1]:
-                raise ValueError(f'model.data_preprocessor.mean has {mean.shape[-1]} channels, the input '
-                                 f'has {x.shape[-1]} (channels-last)')
-            x = (x - mean) / std
-        return x
+        if normalize:
+            x = x.astype(param_dtype(self.dtype))
+            if pre.get('to_rgb', False):
+                x = x[..., ::-1]
+            if pre.get('mean') is not None:
+                mean = jnp.asarray(pre['mean'], x.dtype)
+                std = jnp.asarray(pre['std'], x.dtype)
+                if mean.shape[-1] != x.shape[-1]:
+                    raise ValueError(f'model.data_preprocessor.mean has {mean.shape[-1]} channels, the input '
+                                     f'has {x.shape[-1]} (channels-last)')
+                x = (x - mean) / std
+        return x.astype(compute_dtype(self.dtype))
 
     def loss(self, batch: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
         """Training forward pass on ``batch['imgs']``; the head's losses and top-k accuracies

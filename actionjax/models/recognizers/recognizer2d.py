@@ -36,7 +36,7 @@ class Recognizer2D(BaseRecognizer):
         at a time (less memory, same result: BatchNorm uses running statistics).
         """
         self._check_input(imgs)
-        x = self.preprocess(imgs) if normalize else jnp.asarray(imgs)
+        x = self.preprocess(imgs, normalize)
         x = x.reshape((-1,) + x.shape[2:])
         chunk = (self.test_cfg or {}).get('max_testing_views') if not train else None
         if not chunk or chunk >= x.shape[0]:

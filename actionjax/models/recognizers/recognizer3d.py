@@ -57,7 +57,7 @@ class Recognizer3D(BaseRecognizer):
         MMAction2 it is not limited to a batch of one sample.
         """
         self._check_input(imgs)
-        x = self.preprocess(imgs) if normalize else jnp.asarray(imgs)
+        x = self.preprocess(imgs, normalize)
         x = x.reshape((-1,) + x.shape[2:])
         chunk = (self.test_cfg or {}).get('max_testing_views') if not train else None
         if chunk is not None and (not isinstance(chunk, int) or chunk <= 0):
