@@ -84,3 +84,39 @@ def test_a_missing_kind_of_proposal_is_a_clear_error():
     ds = SSNDataset(os.path.join(HERE, 'tag_tiny.txt'), [], TRAIN_CFG, TEST_CFG, data_prefix=HERE)
     with pytest.raises(ValueError, match='proposals of type 2'):
         ds.prepare(0, np.random.default_rng(0))
+
+
+def test_rawframes_to_ssn_loss(tmp_path):
+    """The recipe's training pipeline on real jpg frames: SampleProposalFrames, RawFrameDecode,
+    Resize, FormatShape('NPTCHW'), Collect; the loader's batch goes into SSN.loss."""
+    import cv2
+    import jax
+
+    from actionjax.models.localizers import build_localizer
+    from tests.test_ssn import MODEL
+
+    rng = np.random.default_rng(0)
+    lines = []
+    for v in range(2):
+        os.makedirs(tmp_path / f'vid{v}')
+        for i in range(1, 61):
+            frame = rng.integers(0, 255, (32, 40, 3), np.uint8)
+            cv2.imwrite(str(tmp_path / f'vid{v}' / f'img_{i:05d}.jpg'), frame)
+        # the positives differ between the videos, so the regression targets have a spread to normalise by
+        lines += [f'# {v}', f'vid{v}', '60', '1', '1', '1 10 30', '3',
+                  f'1 0.9000 0.9000 {11 + v} {29 - 3 * v}', '1 0.2000 0.8000 12 18', '0 0.0000 0.0000 40 55']
+    (tmp_path / 'tag.txt').write_text('\n'.join(lines) + '\n')
+    keys = ['imgs', 'reg_targets', 'proposal_scale_factor', 'proposal_labels', 'proposal_type']
+    pipeline = [dict(type='SampleProposalFrames', **SAMPLER), dict(type='RawFrameDecode'),
+                dict(type='Resize', scale=(28, 28), keep_ratio=False),
+                dict(type='FormatShape', input_format='NPTCHW'),
+                dict(type='Collect', keys=keys, meta_keys=[])]
+    ds = SSNDataset(str(tmp_path / 'tag.txt'), pipeline, TRAIN_CFG, TEST_CFG, data_prefix=str(tmp_path))
+    (batch,) = list(build_dataloader(ds, batch_size=2, shard_index=0, shard_count=1))
+    assert batch['imgs'].shape == (2, 8, 9, 28, 28, 3) and batch['imgs'].dtype == np.uint8
+    model = build_localizer(dict(MODEL, data_preprocessor=dict(mean=[104, 117, 128], std=[1, 1, 1])))
+    variables = model.init({'params': jax.random.key(0)}, model.example_input())
+    losses, _ = jax.jit(lambda v, b: model.apply(v, b, method='loss', rngs={'dropout': jax.random.key(1)},
+                                                 mutable=['batch_stats']))(variables, batch)
+    assert sorted(losses) == ['loss_activity', 'loss_completeness', 'loss_reg']
+    assert all(np.isfinite(float(value)) for value in losses.values())
