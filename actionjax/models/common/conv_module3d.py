@@ -23,7 +23,7 @@ import flax.linen as nn
 import jax
 from flax.core import FrozenDict
 
-from actionjax.models.common.conv_module import kaiming_fan_out
+from actionjax.models.common.conv_module import conv_general_dilated, kaiming_fan_out
 from actionjax.models.common.norm import BatchNorm
 
 Size3 = int | Sequence[int]
@@ -86,7 +86,8 @@ def conv3d(features: int, kernel_size: Size3, stride: Size3 = 1, padding: Size3 
     """``torch.nn.Conv3d`` as an ``nn.Conv`` on NTHWC input (mmcv's kaiming fan-out init)."""
     return nn.Conv(features, triple(kernel_size), triple(stride), torch_padding3d(padding),
                    kernel_dilation=triple(dilation), feature_group_count=groups, use_bias=bias,
-                   kernel_init=kernel_init, bias_init=bias_init, name=name)
+                   kernel_init=kernel_init, bias_init=bias_init, name=name,
+                   conv_general_dilated=conv_general_dilated)  # 1x1x1 convs run as one matmul
 
 
 class Conv2plus1d(nn.Module):
