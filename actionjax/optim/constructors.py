@@ -379,7 +379,8 @@ class DefaultOptimizerConstructor:
                'config set and schedule it')
         if self.base_lr is not None:
             raise TypeError(f'optimizer.lr={self.base_lr!r}, but {takes} takes no lr argument: remove '
-                            f'optimizer.lr, or {fix}')
+                            f'optimizer.lr (one a _base_ file sets stays unless the optimizer dict has '
+                            f'_delete_=True), or {fix}')
         if lr_schedule is not None:
             raise TypeError(f'the config schedules the lr (lr_config / param_scheduler), but {takes} '
                             f'takes no lr argument: remove the schedule, or {fix}')
