@@ -80,8 +80,10 @@ def main(argv: list[str] | None = None) -> list[tuple[str, float]]:
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options)
     from actionjax.engine.checkpoint import resolve_checkpoint
+    from actionjax.engine.compile_cache import enable_compilation_cache
     from actionjax.errors import is_user_error, one_line
 
+    enable_compilation_cache()
     checkpoint = resolve_checkpoint(args.checkpoint)
     label_map = args.label_map or dataset_classes_file(cfg)
     for path, what in ((args.video, 'video'), (label_map, 'label map'), (checkpoint, 'checkpoint')):

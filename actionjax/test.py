@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     setup_logger()
     cfg = load_config(args.config, args.cfg_options)
+    from actionjax.engine.compile_cache import enable_compilation_cache
+    enable_compilation_cache()
     try:
         results = test(cfg, args.checkpoint, metrics=args.eval, out=args.out,
                        average_clips=args.average_clips, batch_size=args.batch_size)

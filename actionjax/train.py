@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = load_config(args.config, args.cfg_options)
     from actionjax.precision import enable_precision
     enable_precision(cfg.precision)  # dtype='float64': jax_enable_x64 before any array exists
+    from actionjax.engine.compile_cache import enable_compilation_cache
+    enable_compilation_cache()  # a second launch reuses the compiled steps
 
     from actionjax.engine.logger import setup_logger
     from actionjax.engine.sharding import init_distributed
