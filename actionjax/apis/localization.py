@@ -2,7 +2,7 @@
 
 .. code-block:: python
 
-    from actionjax.apis_localization import init_localizer, inference_localizer
+    from actionjax.apis import init_localizer, inference_localizer
     model = init_localizer('configs/bmn.py', 'checkpoints/bmn_400x100')   # or checkpoint=None
     out = model.raw(features)       # features (N, T, C) -> {'confidence_map': (N, 2, D, T), ...}
     proposals = inference_localizer(model, features[0], video_info)
