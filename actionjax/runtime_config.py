@@ -248,6 +248,10 @@ def _optimizer(cfg: Mapping[str, Any]) -> tuple[dict | None, dict | None]:
                                   f'optim_wrapper.optimizer.{key}; keep one')
             optimizer[key] = wrapper[key]
     if 'constructor' in optimizer:
+        if not isinstance(optimizer['constructor'], str):
+            raise ConfigError('optimizer constructor must be a registered name such as '
+                              "'TSMOptimWrapperConstructor' (as mmengine takes it), "
+                              f"got {optimizer['constructor']!r}")
         optimizer['constructor'] = _optimizer_constructor_name(optimizer['constructor'])
     clip = _one_of(cfg, ('optimizer_config.grad_clip', _get(cfg, 'optimizer_config', 'grad_clip')),
                    ('optim_wrapper.clip_grad', wrapper.get('clip_grad')))

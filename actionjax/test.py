@@ -111,7 +111,7 @@ def test(cfg: Any, checkpoint: str, metrics: list[str] | None = None, out: str |
     variables = jax.device_put(variables, state_sharding)
     eval_step = make_eval_step(model, state_sharding, batch_sharded(mesh))
     metric_cfgs = cfg.test_metrics if metrics is None else [dict(type='AccMetric', metric_list=metrics)]
-    metric_objs = build_metrics(metric_cfgs, 'test_metrics')
+    metric_objs = build_metrics(metric_cfgs, 'test_metrics', cfg.model)
     kept = _Predictions()
     logger.info(f'testing {checkpoint} on {test_set!r}')
     bar = progress_bar('test', len(loader))

@@ -202,7 +202,7 @@ def train(cfg: Any, work_dir: str, *, timestamp: str, validate: bool = True, res
     if validate:
         val_set = build_dataset(cfg, 'data.val', test_mode=True)
         val_data = build.eval_data(cfg, val_set, local_batch_size(cfg.data.val.batch_size, mesh), 'val')
-        val = Validation(val_data, val_set, build_metrics(cfg.val_metrics, 'val_metrics'))
+        val = Validation(val_data, val_set, build_metrics(cfg.val_metrics, 'val_metrics', cfg.model))
     logger.info(f'train: {train_set!r}, {len(train_data)} iterations per epoch'
                 + (f'; val: {val.dataset!r}' if val is not None else ''))
 

@@ -1,8 +1,8 @@
 # BMN on ActivityNet's 400-d features (100 snippets per video), 2 GPUs x 8 videos, 9 epochs
 # (MMAction2 1.2.0: configs/localization/bmn/bmn_2xb8-400x100-9e_activitynet-feature.py),
 # values unchanged but:
-# * the evaluators name the model (model={{_base_.model}}): ANetMetric runs BMN's post-processing
-#   (candidates, soft-NMS, top 100) on the host, where MMAction2 runs it inside BMN.predict;
+# * ANetMetric runs BMN's post-processing (candidates, soft-NMS, top 100) on the host, where
+#   MMAction2 runs it inside BMN.predict; the engine hands it the run's model;
 # * the runtime settings of MMAction2's default_runtime.py that matter here are written out.
 # Data: the CUHK features in csv_mean_100 layout and MMAction2's anet_anno_{train,val}.json
 # (MMAction2's tools/data/activitynet); python -m actionjax.tools.make_synthetic_features
@@ -69,7 +69,7 @@ param_scheduler = [
 ]
 
 work_dir = './work_dirs/bmn_400x100_2x8_9e_activitynet_feature/'
-test_evaluator = dict(type='ANetMetric', metric_type='AR@AN', model={{_base_.model}},
+test_evaluator = dict(type='ANetMetric', metric_type='AR@AN',
                       dump_config=dict(out=f'{work_dir}/results.json', output_format='json'))
 val_evaluator = test_evaluator
 

@@ -42,7 +42,7 @@ val_dataloader = dict(
     dataset=dict(type=dataset_type, ann_file=f'{synthetic_root}/anet_anno_val.json',
                  pipeline=val_pipeline, test_mode=True, **dataset_args))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='ANetMetric', metric_type='AR@AN', model=model, random_baseline=True)
+val_evaluator = dict(type='ANetMetric', metric_type='AR@AN', random_baseline=True)
 test_evaluator = val_evaluator
 
 max_epochs = 12

@@ -1,8 +1,8 @@
 # BSN step 3, the Proposal Evaluation Module, on the proposals and boundary-sensitive features
 # of BSN's proposal generation (configs/bsn_pgm.py), 1 GPU x 16 videos, 20 epochs
 # (MMAction2 1.2.0: configs/localization/bsn/bsn_pem_1xb16-400x100-20e_activitynet-feature.py,
-# with its schedule base adam_20e.py written out), values unchanged but: the evaluators name
-# the model (model={{_base_.model}}): ANetMetric runs PEM's post-processing on the host.
+# with its schedule base adam_20e.py written out), values unchanged; ANetMetric runs PEM's
+# post-processing on the host (the engine hands it the run's model).
 # Each video's proposals are padded to LoadProposals' top_k rows (500 in training, 1000 in
 # testing); PEM ignores the padding.
 _base_ = ['_base_/models/bsn_pem.py']
@@ -64,7 +64,7 @@ param_scheduler = [
     dict(type='MultiStepLR', begin=0, end=20, by_epoch=True, milestones=[10], gamma=0.1)
 ]
 
-test_evaluator = dict(type='ANetMetric', metric_type='AR@AN', model={{_base_.model}},
+test_evaluator = dict(type='ANetMetric', metric_type='AR@AN',
                       dump_config=dict(out=f'{work_dir}/results.json', output_format='json'))
 val_evaluator = test_evaluator
 

@@ -1,8 +1,8 @@
 # BSN step 1, the Temporal Evaluation Module, on ActivityNet's 400-d features (100 snippets),
 # 1 GPU x 16 videos, 20 epochs (MMAction2 1.2.0:
 # configs/localization/bsn/bsn_tem_1xb16-400x100-20e_activitynet-feature.py), values unchanged
-# but: the evaluators name the model (model={{_base_.model}}), whose snippet anchors go into the
-# TEM result files, and the runtime settings that matter are written out.
+# but the runtime settings that matter are written out (the engine hands ANetMetric the model,
+# whose snippet anchors go into the TEM result files).
 # Testing writes one csv per video (action, start, end, tmin, tmax) into tem_results_dir, the
 # input of BSN's proposal generation (configs/bsn_pgm.py).
 _base_ = ['_base_/models/bsn_tem.py']
@@ -65,7 +65,7 @@ param_scheduler = [
 work_dir = 'work_dirs/bsn_400x100_20e_1x16_activitynet_feature/'
 tem_results_dir = f'{work_dir}/tem_results/'
 
-test_evaluator = dict(type='ANetMetric', metric_type='TEM', model={{_base_.model}},
+test_evaluator = dict(type='ANetMetric', metric_type='TEM',
                       dump_config=dict(out=tem_results_dir, output_format='csv'))
 val_evaluator = test_evaluator
 

@@ -109,8 +109,9 @@ def test_mmaction2_1x_keys_map_to_the_runtime_form():
     assert out.val_metrics == [dict(type='AccMetric', metric_list=['top_k_accuracy', 'mean_class_accuracy'])]
     assert out.log == dict(interval=10, tensorboard=True)
     assert out.data.train == dict(dataset=dict(type='VideoDataset', ann_file='a'), batch_size=16,
-                                  num_workers=8)
-    assert out.data.val == dict(dataset=dict(type='VideoDataset', ann_file='b'), batch_size=4, num_workers=2)
+                                  num_workers=8, cfg_key='train_dataloader.dataset')
+    assert out.data.val == dict(dataset=dict(type='VideoDataset', ann_file='b'), batch_size=4, num_workers=2,
+                                cfg_key='val_dataloader.dataset')
     assert out.resume_from == 'auto' and out.load_from is None
 
 

@@ -15,7 +15,7 @@ import pytest
 from actionjax.data import build_dataloader, build_dataset
 from actionjax.data.activitynet import video_info
 from actionjax.data.pipelines import LoadProposals, PackLocalizationInputs
-from actionjax.tools.make_synthetic_features import ensure_synthetic_features, make_synthetic_features
+from actionjax.data.synthetic_features import ensure_synthetic_features, make_synthetic_features
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures', 'localizers')
 ROOT = os.path.join(HERE, 'anet_tiny')

@@ -7,5 +7,5 @@
 from actionjax.apis.localization import LoadedLocalizer, inference_localizer, init_localizer
 from actionjax.apis.recognition import LoadedRecognizer, dummy_input, inference_recognizer, init_recognizer
 
-__all__ = ['LoadedLocalizer', 'LoadedRecognizer', 'dummy_input', 'inference_localizer', 'inference_recognizer',
-           'init_localizer', 'init_recognizer']
+__all__ = ['LoadedLocalizer', 'LoadedRecognizer', 'dummy_input', 'inference_localizer',
+           'inference_recognizer', 'init_localizer', 'init_recognizer']

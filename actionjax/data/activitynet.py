@@ -69,7 +69,7 @@ class SyntheticActivityNetDataset(ActivityNetDataset):
 
     ``configs/bmn_demo.py`` uses it so that training needs no download: when
     ``synthetic_root`` is not complete yet,
-    ``actionjax.tools.make_synthetic_features.ensure_synthetic_features`` writes it
+    ``actionjax.data.synthetic_features.ensure_synthetic_features`` writes it
     (about a second), then this is a plain ``ActivityNetDataset``.
 
     Args:
@@ -82,7 +82,7 @@ class SyntheticActivityNetDataset(ActivityNetDataset):
     def __init__(self, ann_file: str, pipeline: Sequence[Any],
                  synthetic_root: str = 'data/synthetic_activitynet',
                  synthetic_cfg: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
-        from actionjax.tools.make_synthetic_features import ensure_synthetic_features
+        from actionjax.data.synthetic_features import ensure_synthetic_features
 
         ensure_synthetic_features(synthetic_root, **dict(synthetic_cfg or {}))
         super().__init__(ann_file, pipeline, **kwargs)

@@ -1,4 +1,4 @@
-"""``python -m actionjax.tools.make_synthetic_features``: a small ActivityNet-style feature set.
+"""A small ActivityNet-style feature set (``python -m actionjax.tools.make_synthetic_features``).
 
 What a temporal localizer (BMN, BSN) trains on, in ActivityNet's layout, with no download::
 
@@ -23,7 +23,6 @@ only when it is missing or incomplete (``SyntheticActivityNetDataset`` calls it)
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import os.path as osp
@@ -142,22 +141,3 @@ def ensure_synthetic_features(root: str = 'data/synthetic_activitynet', **kwargs
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return root
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog='python -m actionjax.tools.make_synthetic_features',
-                                     description=__doc__.split('\n\n')[0])
-    parser.add_argument('--out', default='data/synthetic_activitynet')
-    parser.add_argument('--num-train', type=int, default=160)
-    parser.add_argument('--num-val', type=int, default=40)
-    parser.add_argument('--temporal-dim', type=int, default=100)
-    parser.add_argument('--feat-dim', type=int, default=32)
-    parser.add_argument('--seed', type=int, default=0)
-    args = parser.parse_args(argv)
-    summary = make_synthetic_features(args.out, args.num_train, args.num_val, args.temporal_dim,
-                                      args.feat_dim, args.seed)
-    print(f'wrote {summary["num_train"]} + {summary["num_val"]} videos to {args.out}')
-
-
-if __name__ == '__main__':
-    main()

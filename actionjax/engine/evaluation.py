@@ -8,6 +8,7 @@ on the host, and the samples never scored are reported as unreadable.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -21,9 +22,24 @@ from actionjax.engine.sharding import prefetch_to_device, to_host
 from actionjax.registry import METRICS
 
 
-def build_metrics(metric_cfgs: Sequence[Mapping[str, Any]], key: str = 'val_metrics') -> list[Any]:
-    """``METRICS.build`` for each metric config of the runtime config (``val_metrics`` / ``test_metrics``)."""
-    return [METRICS.build(dict(cfg), key_path=f'{key}[{i}]') for i, cfg in enumerate(metric_cfgs)]
+def build_metrics(metric_cfgs: Sequence[Mapping[str, Any]], key: str = 'val_metrics',
+                  model: Any = None) -> list[Any]:
+    """``METRICS.build`` for each metric config of the runtime config (``val_metrics`` / ``test_metrics``).
+
+    A metric whose constructor takes ``model`` (a localizer's metric post-processes the
+    model's raw output) gets the run's model config unless its own config names one, so
+    MMAction2's evaluator configs work as written.
+    """
+    metrics = []
+    for i, cfg in enumerate(metric_cfgs):
+        cfg = dict(cfg)
+        name = cfg.get('type')
+        metric_type = METRICS.get(name, f'{key}[{i}].type') if isinstance(name, str) else None
+        takes_model = metric_type is not None and 'model' in inspect.signature(metric_type).parameters
+        if takes_model and model is not None:
+            cfg.setdefault('model', model)
+        metrics.append(METRICS.build(cfg, key_path=f'{key}[{i}]'))
+    return metrics
 
 
 def run_evaluation(eval_step: Callable[[dict, Mapping[str, jax.Array]], Mapping[str, jax.Array]],
