@@ -76,18 +76,22 @@ def cast_floating(tree: Any, dtype: Any) -> Any:
     return jax.tree.map(cast, tree)
 
 
-def model_dtype(precision: str) -> Any:
+def model_dtype(precision: str) -> str:
     """The ``dtype`` a model is built with for a runtime ``precision``."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r} "
                          "(config key dtype)")
-    check_precision(precision)
     return jnp.dtype(PRECISIONS[precision]).name
 
 
-def check_precision(precision: str) -> None:
-    """Fail with what to do when ``precision`` cannot run in this process."""
-    if precision == 'float64' and not jax.config.jax_enable_x64:
+def check_dtype(dtype: Any) -> None:
+    """Fail with what to do when a model's ``dtype`` cannot run in this process (float64
+    without ``jax_enable_x64``: JAX would silently compute in float32).
+
+    Called where a model gets its variables (``engine.build``), not when it is built: a
+    float64 config still converts checkpoints and describes shapes anywhere.
+    """
+    if dtype is not None and jnp.dtype(dtype) == jnp.float64 and not jax.config.jax_enable_x64:
         raise RuntimeError(X64_NEEDED)
 
 

@@ -80,8 +80,11 @@ def test_float64_run_is_float64_everywhere_and_applies_mmaction2_learning_rates(
 def test_float64_needs_jax_enable_x64_and_says_how():
     cfg = Config.fromfile(os.path.join(PRECISION, 'tsm_r50_tiny.py'))
     assert to_runtime_config(cfg).precision == 'float64'
+    model = build_model(cfg)  # building (for conversion, shapes) works anywhere
+    assert model.dtype == 'float64'
+    imgs, labels = seeded.seeded_batch((1, 4, 32, 32), 5, 0)
     with pytest.raises(RuntimeError, match="jax_enable_x64.*python -m actionjax.train"):
-        build_model(cfg)
+        build.init_variables(model, {'imgs': imgs, 'label': labels}, seed=0)
 
 
 def test_schedules_give_float64_values_under_x64():

@@ -81,6 +81,9 @@ def init_variables(model: Any, sample: Mapping[str, np.ndarray], seed: int) -> d
 
     Floating variables come out in the model's parameter dtype (``model_variables``).
     """
+    from actionjax.precision import check_dtype
+
+    check_dtype(getattr(model, 'dtype', None))  # before init, which would run in float32
     k_params, k_dropout = jax.random.split(jax.random.PRNGKey(seed))
     rngs = {'params': k_params, 'dropout': k_dropout}
     variables = jax.jit(lambda x: model.init(rngs, x, method='predict'))(dict(sample))
@@ -94,9 +97,11 @@ def model_variables(model: Any, variables: dict) -> dict:
     (``actionjax.precision.param_dtype``): float32 for float32 and bfloat16 runs, float64
     for float64 ones. Flax creates parameters in float32 whatever the run's precision, and
     a checkpoint holds whatever it was saved in."""
-    from actionjax.precision import cast_floating, param_dtype
+    from actionjax.precision import cast_floating, check_dtype, param_dtype
 
-    return cast_floating(variables, param_dtype(getattr(model, 'dtype', None)))
+    dtype = getattr(model, 'dtype', None)
+    check_dtype(dtype)
+    return cast_floating(variables, param_dtype(dtype))
 
 
 def load_pretrained(variables: dict, cfg: Mapping[str, Any]) -> dict:
