@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> list[tuple[str, float]]:
     from actionjax.engine.checkpoint import resolve_checkpoint
     from actionjax.engine.compile_cache import enable_compilation_cache
     from actionjax.errors import is_user_error, one_line
-
+    from actionjax.precision import enable_precision
+    enable_precision(cfg.precision)  # dtype='float64': jax_enable_x64 before any array exists
     enable_compilation_cache()
     checkpoint = resolve_checkpoint(args.checkpoint)
     label_map = args.label_map or dataset_classes_file(cfg)

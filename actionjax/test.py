@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     setup_logger()
     cfg = load_config(args.config, args.cfg_options)
     from actionjax.engine.compile_cache import enable_compilation_cache
+    from actionjax.precision import enable_precision
+    enable_precision(cfg.precision)  # dtype='float64': jax_enable_x64 before any array exists
     enable_compilation_cache()
     try:
         results = test(cfg, args.checkpoint, metrics=args.eval, out=args.out,
