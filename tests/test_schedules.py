@@ -263,13 +263,14 @@ def test_plot_lr_draws_lr_and_momentum(tmp_path):
         "momentum_config = dict(policy='cyclic', target_ratio=(0.85 / 0.95, 1), cyclic_times=1,\n"
         "                       step_ratio_up=0.4)\n"
         "total_epochs = 6\n"
-        f"data = dict(videos_per_gpu=4, train=dict(type='VideoDataset', ann_file={str(ann)!r}))\n")
+        f"data = dict(videos_per_gpu=4, train=dict(type='VideoDataset', ann_file={str(ann)!r}, pipeline=[]))\n")
     out = tmp_path / 'lr.png'
-    curves = plot_lr.main(['--config', str(config), '--out', str(out), '--gpus', '2'])
-    assert curves['max_iters'] == 6 * 13  # ceil(ceil(100 / 2 gpus) / 4 videos)
-    np.testing.assert_allclose(curves['epochs'][[0, 13, -1]], [0, 1, 77 / 13])
-    assert curves['lr'][0] == pytest.approx(0.001) and curves['lr'].max() == pytest.approx(0.1, rel=1e-3)
-    assert curves['momentum'].min() == pytest.approx(0.9 * 0.85 / 0.95, rel=1e-3)
+    curves = plot_lr.main(['--config', str(config), '--out', str(out)])
+    assert curves['max_iters'] == 6 * 25  # 100 videos, 4 per batch, one device: as actionjax.train runs it
+    np.testing.assert_allclose(curves['epochs'][[0, 25, -1]], [0, 1, 149 / 25])
+    lr, momentum = np.asarray(curves['lr']['default']), np.asarray(curves['momentum']['default'])
+    assert lr[0] == pytest.approx(0.001) and lr.max() == pytest.approx(0.1, rel=1e-3)
+    assert momentum.min() == pytest.approx(0.9 * 0.85 / 0.95, rel=1e-3)
     image = matplotlib.image.imread(out)
     assert image.ndim == 3 and image.shape[0] > 400 and image.shape[1] > 600
 
@@ -287,10 +288,11 @@ def test_plot_lr_reads_mmengine_configs(tmp_path):
         "    dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True, begin=2, end=10)]\n")
     curves = plot_lr.main(['--config', str(config), '--out', str(tmp_path / 'lr.png'),
                            '--iters-per-epoch', '5'])
-    assert curves['momentum'] is None and curves['max_iters'] == 50
-    assert curves['lr'][0] == pytest.approx(1e-4) and curves['lr'][10] == pytest.approx(1e-3)
-    assert curves['lr'][-1] == pytest.approx(1e-5 + (1e-3 - 1e-5) * (1 + np.cos(np.pi * 7 / 8)) / 2, rel=1e-5)
-    assert plot_lr._pick_scale(curves['lr']) == 'linear'
+    lr = np.asarray(curves['lr']['default'])
+    assert curves['momentum'] == {} and curves['max_iters'] == 50
+    assert lr[0] == pytest.approx(1e-4) and lr[10] == pytest.approx(1e-3)
+    assert lr[-1] == pytest.approx(1e-5 + (1e-3 - 1e-5) * (1 + np.cos(np.pi * 7 / 8)) / 2, rel=1e-5)
+    assert plot_lr._pick_scale(lr) == 'linear'
     assert plot_lr._pick_scale(np.repeat([0.1, 0.01, 0.001], 1000)) == 'log'
 
 

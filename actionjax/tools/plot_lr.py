@@ -54,14 +54,17 @@ def schedule_curves(cfg: Mapping[str, Any], iters_per_epoch: int) -> dict[str, A
 
     from actionjax.engine.build import schedule_configs
     from actionjax.models import build_model
-    from actionjax.optim import build_constructor
-    from actionjax.optim.param_info import describe_model
+    from actionjax.optim import ParamRule, build_constructor, describe_params
     from actionjax.tools.param_groups import sample_shape
 
     lr, momentum = schedule_configs(cfg, iters_per_epoch)
-    model = build_model(cfg)
-    tree = describe_model(model, None, jax.ShapeDtypeStruct(sample_shape(cfg, size=64), jnp.uint8))
-    groups = build_constructor(cfg['optimizer']).groups(tree, lr, momentum)
+    constructor = build_constructor(cfg['optimizer'])
+    if cfg['model'] is None:  # a schedule-only config: one group at the optimizer's own lr
+        groups = {'default': (ParamRule(), constructor.group_hyperparams(ParamRule(), lr, momentum))}
+    else:
+        shape = sample_shape(cfg, size=64)
+        params = describe_params(build_model(cfg), None, jax.ShapeDtypeStruct(shape, jnp.uint8))
+        groups = constructor.groups(params, lr, momentum)
     loop = cfg['train_loop']
     total = loop['max_epochs'] * iters_per_epoch if loop['by_epoch'] else loop['max_iters']
     steps = jnp.arange(total, dtype=jnp.int32)
