@@ -263,7 +263,8 @@ def test_plot_lr_draws_lr_and_momentum(tmp_path):
         "momentum_config = dict(policy='cyclic', target_ratio=(0.85 / 0.95, 1), cyclic_times=1,\n"
         "                       step_ratio_up=0.4)\n"
         "total_epochs = 6\n"
-        f"data = dict(videos_per_gpu=4, train=dict(type='VideoDataset', ann_file={str(ann)!r}, pipeline=[]))\n")
+        f"data = dict(videos_per_gpu=4,\n"
+        f"            train=dict(type='VideoDataset', ann_file={str(ann)!r}, pipeline=[]))\n")
     out = tmp_path / 'lr.png'
     curves = plot_lr.main(['--config', str(config), '--out', str(out)])
     assert curves['max_iters'] == 6 * 25  # 100 videos, 4 per batch, one device: as actionjax.train runs it
