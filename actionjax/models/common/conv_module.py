@@ -42,6 +42,9 @@ def conv_general_dilated(lhs: jax.Array, rhs: jax.Array, window_strides: Sequenc
     """
     ndim = lhs.ndim
     spatial = rhs.shape[:-2]
+    if _small_map_im2col(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
+                         feature_group_count, kwargs):
+        return _im2col_conv(lhs, rhs, window_strides, padding)
     channels_last = (dimension_numbers is not None
                      and tuple(dimension_numbers.lhs_spec) == (0, ndim - 1, *range(1, ndim - 1))
                      and tuple(dimension_numbers.rhs_spec) == (ndim - 1, ndim - 2, *range(ndim - 2))
@@ -60,6 +63,39 @@ def conv_general_dilated(lhs: jax.Array, rhs: jax.Array, window_strides: Sequenc
     out = jax.lax.dot(lhs.reshape(rows, lhs.shape[-1]), rhs.reshape(rhs.shape[-2], rhs.shape[-1]),
                       precision=precision)
     return out.reshape(*lhs.shape[:-1], rhs.shape[-1])
+
+
+# Output maps of at most this many pixels per image run as one matmul over their patches.
+IM2COL_MAX_PIXELS = 64
+
+
+def _small_map_im2col(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], padding: Any,
+                      lhs_dilation: Any, rhs_dilation: Any, dimension_numbers: Any, feature_group_count: int,
+                      kwargs: dict) -> bool:
+    """A 2D conv on a small map, where XLA:CPU's convolution (and its gradients) is slower than
+    a matmul over the patches: ResNet's last stages (7x7 and 4x4 maps at 112 px input)."""
+    if (jax.default_backend() != 'cpu' or lhs.ndim != 4 or feature_group_count != 1 or kwargs
+            or isinstance(padding, str) or any(d != 1 for d in (lhs_dilation or ()))
+            or any(d != 1 for d in (rhs_dilation or ())) or rhs.shape[0] * rhs.shape[1] == 1
+            or dimension_numbers is None
+            or tuple(dimension_numbers.lhs_spec) != (0, 3, 1, 2)
+            or tuple(dimension_numbers.rhs_spec) != (3, 2, 0, 1)
+            or tuple(dimension_numbers.out_spec) != (0, 3, 1, 2)):
+        return False
+    sizes = zip(lhs.shape[1:3], padding, rhs.shape[:2], window_strides, strict=True)
+    out = [(size + lo + hi - k) // s + 1 for size, (lo, hi), k, s in sizes]
+    return out[0] * out[1] <= IM2COL_MAX_PIXELS
+
+
+def _im2col_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], padding: Any) -> jax.Array:
+    """The conv as ``patches @ kernel``: the kh x kw strided views of the padded input side by side."""
+    (kh, kw, c, o), (sh, sw) = rhs.shape, window_strides
+    x = jax.numpy.pad(lhs, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
+    ho, wo = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
+    views = [x[:, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw, :]
+             for i in range(kh) for j in range(kw)]
+    patches = jax.numpy.concatenate(views, axis=-1).reshape(-1, kh * kw * c)
+    return jax.lax.dot(patches, rhs.reshape(kh * kw * c, o)).reshape(lhs.shape[0], ho, wo, o)
 
 
 def max_pool(x: jax.Array, kernel_size: int, stride: int, padding: int) -> jax.Array:
