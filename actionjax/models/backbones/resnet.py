@@ -121,6 +121,18 @@ def has_downsample(block: Any, inplanes: int, planes: int, stride: int) -> bool:
     return stride != 1 or inplanes != planes * block.expansion
 
 
+def check_stages(backbone: Any, name: str) -> None:
+    """The checks every ResNet variant makes of ``depth``, ``num_stages`` and ``out_indices``."""
+    if backbone.depth not in backbone.arch_settings:
+        raise KeyError(f'invalid depth {backbone.depth} for {name} (config key backbone.depth); '
+                       f'choose one of {sorted(backbone.arch_settings)}')
+    if not 1 <= backbone.num_stages <= 4:
+        raise ValueError(f'backbone.num_stages must be in 1..4, got {backbone.num_stages}')
+    if not backbone.out_indices or max(backbone.out_indices) >= backbone.num_stages:
+        raise ValueError(f'backbone.out_indices {tuple(backbone.out_indices)} must be non-empty and '
+                         f'< num_stages={backbone.num_stages}')
+
+
 @BACKBONES.register_module()
 class ResNet(nn.Module):
     """ResNet backbone; arguments as MMAction2's ``ResNet``.
@@ -162,14 +174,7 @@ class ResNet(nn.Module):
         super().__post_init__()
 
     def _check_args(self) -> None:
-        if self.depth not in self.arch_settings:
-            raise KeyError(f'invalid depth {self.depth} for resnet (config key backbone.depth); '
-                           f'choose one of {sorted(self.arch_settings)}')
-        if not 1 <= self.num_stages <= 4:
-            raise ValueError(f'backbone.num_stages must be in 1..4, got {self.num_stages}')
-        if not self.out_indices or max(self.out_indices) >= self.num_stages:
-            raise ValueError(f'backbone.out_indices {tuple(self.out_indices)} must be non-empty and '
-                             f'< num_stages={self.num_stages}')
+        check_stages(self, 'resnet')
         if not len(self.strides) == len(self.dilations) == self.num_stages:
             raise ValueError(f'backbone.strides {tuple(self.strides)} and backbone.dilations '
                              f'{tuple(self.dilations)} need num_stages={self.num_stages} entries')

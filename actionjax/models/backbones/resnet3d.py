@@ -29,6 +29,7 @@ import flax.linen as nn
 import jax
 from flax.core import FrozenDict
 
+from actionjax.models.backbones.resnet import check_stages
 from actionjax.models.common.conv_module3d import (
     ConvModule3d,
     activation,
@@ -264,14 +265,7 @@ class ResNet3d(nn.Module):
     # -- configuration ------------------------------------------------------------
 
     def _check_args(self) -> None:
-        if self.depth not in self.arch_settings:
-            raise KeyError(f'invalid depth {self.depth} for {type(self).__name__} (config key '
-                           f'backbone.depth); choose one of {sorted(self.arch_settings)}')
-        if not 1 <= self.num_stages <= 4:
-            raise ValueError(f'backbone.num_stages must be in 1..4, got {self.num_stages}')
-        if not self.out_indices or max(self.out_indices) >= self.num_stages:
-            raise ValueError(f'backbone.out_indices {tuple(self.out_indices)} must be non-empty and '
-                             f'< num_stages={self.num_stages}')
+        check_stages(self, type(self).__name__)
         for key in ('spatial_strides', 'temporal_strides', 'dilations'):
             if len(getattr(self, key)) != self.num_stages:
                 raise ValueError(f'backbone.{key} {tuple(getattr(self, key))} needs num_stages='
