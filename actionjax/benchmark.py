@@ -1,4 +1,4 @@
-"""``python -m actionjax.benchmark --what {data,model,optim,schedule,train}``: speed checks.
+"""``python -m actionjax.benchmark --what {data,loop,model,optim,schedule,train}``: speed checks.
 
 Each mode lives in ``actionjax/benchmarks/<what>.py`` with ``add_arguments(parser)`` and
 ``run(args) -> dict``. Modes time their candidates side by side in one process,
@@ -11,7 +11,7 @@ import argparse
 import importlib
 import json
 
-MODES = ('data', 'model', 'optim', 'schedule', 'train')
+MODES = ('data', 'loop', 'model', 'optim', 'schedule', 'train')
 
 
 def main(argv: list[str] | None = None) -> dict:

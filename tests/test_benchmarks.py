@@ -1,0 +1,22 @@
+"""The model and loop benchmarks run end to end on the tiny config (what they measure is
+checked by running them, not by timed tests)."""
+
+from engine_utils import TINY_CONFIG
+
+from actionjax import benchmark
+
+
+def test_model_benchmark_reports_compile_times_medians_and_memory(tmp_path):
+    out = benchmark.main(['--what', 'model', '--config', TINY_CONFIG, '--batch', '2',
+                          '--input-shape', '2,16,16', '--repeats', '1', '--steps', '1',
+                          '--json', str(tmp_path / 'model.json')])
+    assert set(out['compile_s']) == {'train', 'inference'} and out['batch'] == [2, 2, 16, 16, 3]
+    assert set(out['seconds']) == {'train/actionjax', 'inference/actionjax'}
+    assert out['seconds']['train/actionjax']['median'] > 0 and out['peak_host_mb'] > 0
+    assert (tmp_path / 'model.json').exists()
+
+
+def test_loop_benchmark_compares_the_loop_with_its_bare_step():
+    out = benchmark.main(['--what', 'loop', '--config', TINY_CONFIG, '--batch', '2',
+                          '--input-shape', '2,16,16', '--iters', '3', '--epochs', '1', '--repeats', '1'])
+    assert len(out['loop_s']) == len(out['bare_step_s']) == 1 and out['loop_over_bare'] > 0
