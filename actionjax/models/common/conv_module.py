@@ -47,7 +47,7 @@ def conv_general_dilated(lhs: jax.Array, rhs: jax.Array, window_strides: Sequenc
         return _im2col_conv(lhs, rhs, window_strides, padding)
     if _separable_in_time(lhs, rhs, padding, lhs_dilation, rhs_dilation, dimension_numbers,
                           feature_group_count, kwargs):
-        return _conv3d_as_2d(lhs, rhs, window_strides, padding, precision)
+        return _conv3d_as_2d(lhs, rhs, window_strides, padding, precision, feature_group_count)
     channels_last = (dimension_numbers is not None
                      and tuple(dimension_numbers.lhs_spec) == (0, ndim - 1, *range(1, ndim - 1))
                      and tuple(dimension_numbers.rhs_spec) == (ndim - 1, ndim - 2, *range(ndim - 2))
@@ -70,9 +70,10 @@ def conv_general_dilated(lhs: jax.Array, rhs: jax.Array, window_strides: Sequenc
 
 def _separable_in_time(lhs: jax.Array, rhs: jax.Array, padding: Any, lhs_dilation: Any, rhs_dilation: Any,
                        dimension_numbers: Any, feature_group_count: int, kwargs: dict) -> bool:
+    del feature_group_count  # grouped convs split the same way
     """A channels-last 3D conv that ``_conv3d_as_2d`` can run (CPU only: elsewhere the backend's 3D
     convolution is the fast path)."""
-    return (jax.default_backend() == 'cpu' and lhs.ndim == 5 and feature_group_count == 1 and not kwargs
+    return (jax.default_backend() == 'cpu' and lhs.ndim == 5 and not kwargs
             and not isinstance(padding, str) and all(d == 1 for d in (lhs_dilation or ()))
             and all(d == 1 for d in (rhs_dilation or ())) and dimension_numbers is not None
             and tuple(dimension_numbers.lhs_spec) == (0, 4, 1, 2, 3)
@@ -81,11 +82,13 @@ def _separable_in_time(lhs: jax.Array, rhs: jax.Array, padding: Any, lhs_dilatio
 
 
 def _conv3d_as_2d(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], padding: Any,
-                  precision: Any) -> jax.Array:
-    """A (kt, kh, kw) conv on (N, T, H, W, C) as the sum over its kt temporal taps of 2D convs on
-    the (N * T', H, W, C) frames each tap sees. XLA:CPU runs 3D convolutions on a generic
-    kernel, several times slower than its 2D ones; the 2D convs then take the fast paths above
-    (1x1 as a matmul, small maps over patches). The same sums, in another order."""
+                  precision: Any, feature_group_count: int = 1) -> jax.Array:
+    """A (kt, kh, kw) conv on (N, T, H, W, C) (grouped ones too: X3D's depthwise) as the sum over
+    its kt temporal taps of 2D convs on the (N * T', H, W, C) frames each tap sees.
+
+    XLA:CPU runs 3D convolutions on a generic kernel, several times slower than its 2D ones;
+    the 2D convs then take the fast paths above (1x1 as a matmul, small maps over patches).
+    The same sums, in another order."""
     kt = rhs.shape[0]
     (st, sh, sw), (pt0, pt1) = window_strides, padding[0]
     x = jax.numpy.pad(lhs, ((0, 0), (pt0, pt1), (0, 0), (0, 0), (0, 0)))
@@ -96,7 +99,7 @@ def _conv3d_as_2d(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int],
     for dt in range(kt):
         frames = x[:, dt:dt + st * (out_t - 1) + 1:st].reshape(n * out_t, h, w, c)
         y = conv_general_dilated(frames, rhs[dt], (sh, sw), tuple(padding[1:]), dimension_numbers=numbers,
-                                 precision=precision)
+                                 feature_group_count=feature_group_count, precision=precision)
         out = y if out is None else out + y
     return out.reshape(n, out_t, *out.shape[1:])
 
