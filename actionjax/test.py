@@ -85,6 +85,7 @@ def test(cfg: Any, checkpoint: str, metrics: list[str] | None = None, out: str |
 
     from actionjax.config import ConfigError
     from actionjax.data import build_dataset
+    from actionjax.data.loader import sample_name
     from actionjax.engine import build
     from actionjax.engine.checkpoint import resolve_checkpoint
     from actionjax.engine.evaluation import build_metrics, run_evaluation
@@ -125,7 +126,7 @@ def test(cfg: Any, checkpoint: str, metrics: list[str] | None = None, out: str |
         loader.close()
     for name, value in results.items():
         print(f'{name}: {value:.4f}')
-    unreadable_paths = [str(test_set.sample_path(i)) for i in unreadable]
+    unreadable_paths = [sample_name(test_set, i) for i in unreadable]
     if unreadable:
         print(f'{len(unreadable)} unreadable sample(s) not scored (the metrics cover the other '
               f'{len(test_set) - len(unreadable)}): {", ".join(unreadable_paths)}')

@@ -224,17 +224,19 @@ class BatchLoader:
                 results, error = None, f'{type(err).__name__}: {err}'
             if results is not None:
                 return results, not (self.mask_errors and attempt > 1)
-            failures.append((candidate, _path(self.dataset, candidate), error, attempt == 1))
+            failures.append((candidate, sample_name(self.dataset, candidate), error, attempt == 1))
             pick = np.random.default_rng([seed, epoch, index, attempt])
             candidate = int(pick.integers(len(self.dataset)))
             rng = np.random.default_rng([seed, epoch, index, attempt, candidate])
         raise DataError(
             f'{self.max_attempts} samples in a row failed to load, starting at index {index} '
-            f'({_path(self.dataset, index)}); the last error: {failures[-1][2]}. This is more than a few '
-            'bad files: check the pipeline and data_prefix, or run python -m actionjax.tools.check_videos')
+            f'({sample_name(self.dataset, index)}); the last error: {failures[-1][2]}. This is more than '
+            'a few bad files: check the pipeline and data_prefix, or run '
+            'python -m actionjax.tools.check_videos')
 
 
-def _path(dataset: Any, index: int) -> str:
+def sample_name(dataset: Any, index: int) -> str:
+    """Sample ``index`` of ``dataset`` as a user can find it: its file, else its index."""
     try:
         return str(dataset.sample_path(index))
     except Exception:  # noqa: BLE001 - a dataset without paths still gets its failures reported
@@ -522,7 +524,7 @@ class DataLoader:
         k = self._position
         if self._restarts_here > self.max_worker_restarts:
             order = self._batch_loader.order(self._epoch)
-            files = [_path(self.dataset, int(i)) for i in self.plan.batch_indices(order, k) if i >= 0]
+            files = [sample_name(self.dataset, int(i)) for i in self.plan.batch_indices(order, k) if i >= 0]
             raise RuntimeError(
                 f'data loader workers died {self._restarts_here} times in a row at epoch {self._epoch}, '
                 f'batch {k} ({err}). A file of that batch may crash the decoder: {files}. '

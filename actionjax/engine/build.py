@@ -196,7 +196,7 @@ def sample_batch(dataset: Any, tries: int = 16) -> dict[str, np.ndarray]:
     else the first sample's own exception with its traceback, since the same non-I/O
     error on every sample is a bug in a pipeline step, not a pile of bad files.
     """
-    from actionjax.data.loader import DataError
+    from actionjax.data.loader import DataError, sample_name
 
     errors: list[str] = []
     first: Exception | None = None
@@ -204,11 +204,11 @@ def sample_batch(dataset: Any, tries: int = 16) -> dict[str, np.ndarray]:
         try:
             results = dataset[index]
         except Exception as err:  # noqa: BLE001 - a broken file must not stop the shape probe
-            errors.append(f'{_sample_name(dataset, index)}: {type(err).__name__}: {err}')
+            errors.append(f'{sample_name(dataset, index)}: {type(err).__name__}: {err}')
             first = first or err
             continue
         if results is None:
-            errors.append(f'{_sample_name(dataset, index)}: the pipeline dropped it (returned None)')
+            errors.append(f'{sample_name(dataset, index)}: the pipeline dropped it (returned None)')
             continue
         if errors:
             logger.warning(f'input shape taken from sample {index}; skipped unreadable: '
@@ -221,11 +221,6 @@ def sample_batch(dataset: Any, tries: int = 16) -> dict[str, np.ndarray]:
     raise DataError(f'none of the first {min(len(dataset), tries)} samples of {dataset!r} could be loaded: '
                     + '; '.join(errors[:3]) + '. Check data_prefix and the pipeline, or run '
                     'python -m actionjax.tools.check_videos --config CONFIG')
-
-
-def _sample_name(dataset: Any, index: int) -> str:
-    path = getattr(dataset, 'sample_path', None)
-    return str(path(index)) if path is not None else f'sample #{index}'
 
 
 def checkpoint_variables(model: Any, sample: Mapping[str, np.ndarray], path: str | os.PathLike) -> dict:

@@ -160,6 +160,8 @@ def run_training(model: Any, tx: Any, state: TrainState, train_data: EpochData, 
     def validate(count: int, name: str) -> None:
         """Evaluate after ``count`` epochs or iterations; keep a best checkpoint as asked."""
         nonlocal results
+        from actionjax.data.loader import sample_name
+
         if results is None:  # this run's first validation
             logger.info('validating: the first validation also compiles the eval step')
         logger.start_bar('val', len(val.data))
@@ -167,7 +169,7 @@ def run_training(model: Any, tx: Any, state: TrainState, train_data: EpochData, 
                                              val.metrics, val.dataset, on_batch=logger.advance)
         logger.close_bar()
         if unreadable:
-            shown = ', '.join(_sample_name(val.dataset, i) for i in unreadable[:20])
+            shown = ', '.join(sample_name(val.dataset, i) for i in unreadable[:20])
             logger.warning(f'validation: {len(unreadable)} unreadable sample(s) not scored, the metrics '
                            f'cover the other {len(val.dataset) - len(unreadable)}: {shown}'
                            + (' ...' if len(unreadable) > 20 else ''))
@@ -244,11 +246,6 @@ def run_training(model: Any, tx: Any, state: TrainState, train_data: EpochData, 
         timer.start_interval()  # evaluation and saving are not iteration time
     logger.log_summary(best.key, best.best_score, best.best_path, last_ckpt, global_iter)
     return state, results
-
-
-def _sample_name(dataset: Any, index: int) -> str:
-    path = getattr(dataset, 'sample_path', None)
-    return str(path(index)) if path is not None else f'#{index}'
 
 
 def _save_best(ckpt: CheckpointPolicy, best: BestTracker, unit: str, count: int, state: TrainState,
