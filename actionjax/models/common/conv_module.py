@@ -31,54 +31,57 @@ def conv_general_dilated(lhs: jax.Array, rhs: jax.Array, window_strides: Sequenc
                          lhs_dilation: Sequence[int] | None = None, rhs_dilation: Sequence[int] | None = None,
                          dimension_numbers: Any = None, feature_group_count: int = 1,
                          precision: Any = None, **kwargs: Any) -> jax.Array:
-    """``lax.conv_general_dilated`` that runs a pointwise convolution as one matrix multiply.
+    """``lax.conv_general_dilated``, with the convolutions XLA runs slowly rewritten as equal,
+    faster ops. Give it to ``nn.Conv(conv_general_dilated=...)``. For channels-last input:
 
-    A 1x1 (1x1x1) convolution over channels-last input is ``x @ w`` over the pixels it
-    visits. XLA:CPU runs it, and above all its two gradients, as a general convolution with
-    layout transposes around it: as a matmul the ResNet-50 bottleneck's 1x1 convolutions
-    train 1.5x to 3x faster (forward and backward, same parameters and results). Every
-    other convolution goes to ``lax.conv_general_dilated`` unchanged. Give it to
-    ``nn.Conv(conv_general_dilated=...)``.
+    * a pointwise (1x1, 1x1x1) convolution is one matrix multiply over the pixels it visits:
+      XLA:CPU runs it, and above all its two gradients, as a general convolution with layout
+      transposes around it (ResNet-50's 1x1 convolutions train 1.5x to 3x faster as matmuls);
+    * on CPU, a 3D convolution is the sum of its temporal taps' 2D convolutions
+      (``_conv3d_as_2d``), and a 2D convolution on a small map a matmul over its patches
+      (``_im2col_conv``).
+
+    Every other convolution goes to ``lax.conv_general_dilated`` unchanged.
     """
-    ndim = lhs.ndim
-    spatial = rhs.shape[:-2]
-    if _small_map_im2col(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
-                         feature_group_count, kwargs):
-        return _im2col_conv(lhs, rhs, window_strides, padding)
-    if _separable_in_time(lhs, rhs, padding, lhs_dilation, rhs_dilation, dimension_numbers,
-                          feature_group_count, kwargs):
+    if isinstance(padding, str) and padding == 'VALID':
+        padding = ((0, 0),) * (lhs.ndim - 2)
+    plain = _plain_channels_last(lhs, padding, lhs_dilation, rhs_dilation, dimension_numbers, kwargs)
+    if plain and feature_group_count == 1 and all(k == 1 for k in rhs.shape[:-2]) \
+            and all(tuple(p) == (0, 0) for p in padding):
+        return _pointwise_conv(lhs, rhs, window_strides, precision)
+    on_cpu = plain and jax.default_backend() == 'cpu'
+    if on_cpu and lhs.ndim == 5:
         return _conv3d_as_2d(lhs, rhs, window_strides, padding, precision, feature_group_count)
-    channels_last = (dimension_numbers is not None
-                     and tuple(dimension_numbers.lhs_spec) == (0, ndim - 1, *range(1, ndim - 1))
-                     and tuple(dimension_numbers.rhs_spec) == (ndim - 1, ndim - 2, *range(ndim - 2))
-                     and tuple(dimension_numbers.out_spec) == (0, ndim - 1, *range(1, ndim - 1)))
-    no_padding = padding == 'VALID' or all(tuple(p) == (0, 0) for p in padding)
-    pointwise = (channels_last and all(k == 1 for k in spatial) and feature_group_count == 1 and no_padding
-                 and all(d == 1 for d in (lhs_dilation or ())) and not kwargs)
-    if not pointwise:
-        return jax.lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
-                                            rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
-                                            feature_group_count=feature_group_count, precision=precision,
-                                            **kwargs)
+    small_map = on_cpu and lhs.ndim == 4 and _small_map(lhs, rhs, window_strides, padding)
+    if small_map and feature_group_count == 1:
+        return _im2col_conv(lhs, rhs, window_strides, padding, precision)
+    return jax.lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
+                                        rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
+                                        feature_group_count=feature_group_count, precision=precision,
+                                        **kwargs)
+
+
+def _plain_channels_last(lhs: jax.Array, padding: Any, lhs_dilation: Any, rhs_dilation: Any,
+                         dimension_numbers: Any, kwargs: dict) -> bool:
+    """A channels-last convolution (Flax's ``NH..WC`` / ``H..WIO``) with explicit padding, no
+    dilation and no other ``lax`` option: the kind the rewrites above apply to."""
+    n = lhs.ndim
+    return (dimension_numbers is not None and not kwargs and not isinstance(padding, str)
+            and tuple(dimension_numbers.lhs_spec) == (0, n - 1, *range(1, n - 1))
+            and tuple(dimension_numbers.rhs_spec) == (n - 1, n - 2, *range(n - 2))
+            and tuple(dimension_numbers.out_spec) == (0, n - 1, *range(1, n - 1))
+            and all(d == 1 for d in (lhs_dilation or ())) and all(d == 1 for d in (rhs_dilation or ())))
+
+
+def _pointwise_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int],
+                    precision: Any) -> jax.Array:
+    """A 1x1 (1x1x1) convolution as ``x @ w`` over the pixels its strides visit."""
     if any(s != 1 for s in window_strides):
         lhs = lhs[(slice(None), *(slice(None, None, s) for s in window_strides))]
     rows = int(np.prod(lhs.shape[:-1]))
     out = jax.lax.dot(lhs.reshape(rows, lhs.shape[-1]), rhs.reshape(rhs.shape[-2], rhs.shape[-1]),
                       precision=precision)
     return out.reshape(*lhs.shape[:-1], rhs.shape[-1])
-
-
-def _separable_in_time(lhs: jax.Array, rhs: jax.Array, padding: Any, lhs_dilation: Any, rhs_dilation: Any,
-                       dimension_numbers: Any, feature_group_count: int, kwargs: dict) -> bool:
-    del feature_group_count  # grouped convs split the same way
-    """A channels-last 3D conv that ``_conv3d_as_2d`` can run (CPU only: elsewhere the backend's 3D
-    convolution is the fast path)."""
-    return (jax.default_backend() == 'cpu' and lhs.ndim == 5 and not kwargs
-            and not isinstance(padding, str) and all(d == 1 for d in (lhs_dilation or ()))
-            and all(d == 1 for d in (rhs_dilation or ())) and dimension_numbers is not None
-            and tuple(dimension_numbers.lhs_spec) == (0, 4, 1, 2, 3)
-            and tuple(dimension_numbers.rhs_spec) == (4, 3, 0, 1, 2)
-            and tuple(dimension_numbers.out_spec) == (0, 4, 1, 2, 3))
 
 
 def _conv3d_as_2d(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], padding: Any,
@@ -108,25 +111,16 @@ def _conv3d_as_2d(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int],
 IM2COL_MAX_PIXELS = 64
 
 
-def _small_map_im2col(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], padding: Any,
-                      lhs_dilation: Any, rhs_dilation: Any, dimension_numbers: Any, feature_group_count: int,
-                      kwargs: dict) -> bool:
-    """A 2D conv on a small map, where XLA:CPU's convolution (and its gradients) is slower than
-    a matmul over the patches: ResNet's last stages (7x7 and 4x4 maps at 112 px input)."""
-    if (jax.default_backend() != 'cpu' or lhs.ndim != 4 or feature_group_count != 1 or kwargs
-            or isinstance(padding, str) or any(d != 1 for d in (lhs_dilation or ()))
-            or any(d != 1 for d in (rhs_dilation or ())) or rhs.shape[0] * rhs.shape[1] == 1
-            or dimension_numbers is None
-            or tuple(dimension_numbers.lhs_spec) != (0, 3, 1, 2)
-            or tuple(dimension_numbers.rhs_spec) != (3, 2, 0, 1)
-            or tuple(dimension_numbers.out_spec) != (0, 3, 1, 2)):
-        return False
+def _small_map(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], padding: Any) -> bool:
+    """A 2D conv whose output map is small enough that XLA:CPU's convolution (and its gradients)
+    is slower than a matmul over the patches: ResNet's last stages (7x7 and 4x4 at 112 px)."""
     sizes = zip(lhs.shape[1:3], padding, rhs.shape[:2], window_strides, strict=True)
     out = [(size + lo + hi - k) // s + 1 for size, (lo, hi), k, s in sizes]
     return out[0] * out[1] <= IM2COL_MAX_PIXELS
 
 
-def _im2col_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], padding: Any) -> jax.Array:
+def _im2col_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], padding: Any,
+                 precision: Any = None) -> jax.Array:
     """The conv as ``patches @ kernel``: the kh x kw strided views of the padded input side by side."""
     (kh, kw, c, o), (sh, sw) = rhs.shape, window_strides
     x = jax.numpy.pad(lhs, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
@@ -134,7 +128,8 @@ def _im2col_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], 
     views = [x[:, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw, :]
              for i in range(kh) for j in range(kw)]
     patches = jax.numpy.concatenate(views, axis=-1).reshape(-1, kh * kw * c)
-    return jax.lax.dot(patches, rhs.reshape(kh * kw * c, o)).reshape(lhs.shape[0], ho, wo, o)
+    return jax.lax.dot(patches, rhs.reshape(kh * kw * c, o), precision=precision).reshape(
+        lhs.shape[0], ho, wo, o)
 
 
 def max_pool(x: jax.Array, kernel_size: int, stride: int, padding: int) -> jax.Array:
