@@ -20,3 +20,11 @@ def test_loop_benchmark_compares_the_loop_with_its_bare_step():
     out = benchmark.main(['--what', 'loop', '--config', TINY_CONFIG, '--batch', '2',
                           '--input-shape', '2,16,16', '--iters', '3', '--epochs', '1', '--repeats', '1'])
     assert len(out['loop_s']) == len(out['bare_step_s']) == 1 and out['loop_over_bare'] > 0
+
+
+def test_optim_and_train_benchmarks_read_the_config_as_training_does():
+    optim = benchmark.main(['--what', 'optim', '--config', TINY_CONFIG, '--repeats', '2', '--warmup', '1'])
+    assert set(optim['median_ms']) == {'actionjax', 'optax_chain', 'optax_sgd'} and optim['params'] > 0
+    train = benchmark.main(['--what', 'train', '--config', TINY_CONFIG, '--input-shape', '2', '16', '16',
+                            '--steps', '1', '--repeats', '1', '--warmup', '0'])
+    assert train['full_over_plain_sgd'] > 0

@@ -53,12 +53,12 @@ def _setup(config: str | None) -> tuple[Any, dict, dict, Any]:
     from actionjax.models import build_model
     from actionjax.tools.param_groups import sample_shape
 
-    if config:
-        from actionjax.config import Config
+    if config:  # read through the runtime config, as training reads it (0.x or 1.x keys)
+        from actionjax.runtime_config import load_config
 
-        cfg = Config.fromfile(config)
+        cfg = load_config(config)
         optimizer_cfg = dict(cfg['optimizer'])
-        lr_config = cfg.get('lr_config') or dict(policy='fixed')
+        lr_config = cfg['lr_schedule'] or dict(policy='fixed')
     else:
         cfg = dict(model=TSM_R50, train_pipeline=[dict(type='SampleFrames', clip_len=1, num_clips=8)])
         optimizer_cfg, lr_config = OPTIMIZER, LR_CONFIG
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> dict:
     schedule = build_lr_schedule(lr_config, base_lr, iters_per_epoch=100, max_epochs=50)
     txs = {
         'actionjax': build_optimizer(cfg, model, None, imgs, lr_schedule=schedule,
-                                     optimizer_config=dict(grad_clip=dict(max_norm=MAX_NORM, norm_type=2))),
+                                     grad_clip=dict(max_norm=MAX_NORM, norm_type=2)),
         'optax_chain': optax.chain(optax.clip_by_global_norm(MAX_NORM), optax.add_decayed_weights(1e-4),
                                    optax.sgd(schedule, momentum=0.9)),
         'optax_sgd': optax.sgd(base_lr, momentum=0.9),
