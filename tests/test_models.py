@@ -130,6 +130,34 @@ def test_stem_max_pool_matches_torch(size):
     np.testing.assert_array_equal(max_pool(x, 3, 2, 1), ref)  # negative inputs: padding must be -inf
 
 
+@pytest.mark.parametrize('shape,kernel,stride,padding', [
+    ((2, 15, 15, 4), (3, 3), (2, 2), (1, 1)),        # ResNet's stem pool, odd size
+    ((2, 4, 9, 8, 3), (1, 3, 3), (1, 2, 2), (0, 1, 1)),  # I3D's pool1
+    ((1, 5, 6, 6, 2), (3, 1, 1), (2, 1, 1), (1, 0, 0)),  # TSM's temporal pool
+])
+def test_max_pool_gradient_matches_torch_with_ties(shape, kernel, stride, padding):
+    from actionjax.models.common.pooling import max_pool as max_pool_nd
+
+    rng = np.random.default_rng(3)
+    # few distinct values: most windows hold their maximum more than once (ReLU's zeros do too)
+    x = np.maximum(rng.integers(-2, 3, size=shape), 0).astype(np.float32)
+    cotangent = rng.standard_normal(1000).astype(np.float32)
+
+    def ours(x):
+        y = max_pool_nd(x, kernel, stride, [(p, p) for p in padding])
+        return (y * cotangent[:y.size].reshape(y.shape)).sum()
+
+    channels_first = (0, x.ndim - 1, *range(1, x.ndim - 1))
+    xt = torch.tensor(x.transpose(channels_first), requires_grad=True)
+    pool = F.max_pool2d if len(kernel) == 2 else F.max_pool3d
+    yt = pool(xt, kernel, stride, padding).permute(0, *range(2, x.ndim), 1)
+    (yt * torch.tensor(cotangent[:yt.numel()]).reshape(yt.shape)).sum().backward()
+    ref = xt.grad.permute(0, *range(2, x.ndim), 1).numpy()
+    grad = np.asarray(jax.grad(ours)(jnp.asarray(x)))
+    np.testing.assert_array_equal(grad != 0, ref != 0)  # each window's first maximum takes it
+    np.testing.assert_allclose(grad, ref, rtol=1e-6, atol=1e-7)  # overlapping windows: sum order
+
+
 def test_batchnorm_matches_torch_in_train_and_eval():
     x = np.random.default_rng(2).standard_normal((4, 5, 5, 3)).astype(np.float32) * 3 + 1
     bn = BatchNorm()

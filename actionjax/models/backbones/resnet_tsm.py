@@ -28,6 +28,7 @@ import jax.numpy as jnp
 from flax.core import FrozenDict
 
 from actionjax.models.backbones.resnet import ResLayer, ResNet
+from actionjax.models.common.pooling import max_pool
 from actionjax.registry import BACKBONES
 
 
@@ -66,7 +67,7 @@ class TemporalPool(nn.Module):
     def __call__(self, x: jax.Array, *args: Any, **kwargs: Any) -> jax.Array:
         nt, h, w, c = x.shape
         x = x.reshape(-1, self.num_segments, h, w, c)
-        x = nn.max_pool(x, (3, 1, 1), (2, 1, 1), ((1, 1), (0, 0), (0, 0)))
+        x = max_pool(x, (3, 1, 1), (2, 1, 1), ((1, 1), (0, 0), (0, 0)))
         return self.net(x.reshape(-1, h, w, c), *args, **kwargs)
 
 

@@ -15,6 +15,7 @@ import flax.linen as nn
 import jax
 import numpy as np
 
+from actionjax.models.common import pooling
 from actionjax.models.common.norm import BatchNorm
 
 # mmcv's kaiming_init default (mode='fan_out', nonlinearity='relu', normal), used by
@@ -134,7 +135,7 @@ def _im2col_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], 
 
 def max_pool(x: jax.Array, kernel_size: int, stride: int, padding: int) -> jax.Array:
     """``torch.nn.MaxPool2d(kernel_size, stride, padding)`` on NHWC input (pads with -inf)."""
-    return nn.max_pool(x, (kernel_size, kernel_size), (stride, stride), torch_padding(padding))
+    return pooling.max_pool(x, (kernel_size, kernel_size), (stride, stride), torch_padding(padding))
 
 
 class ConvModule(nn.Module):

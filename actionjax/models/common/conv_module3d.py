@@ -23,6 +23,7 @@ import flax.linen as nn
 import jax
 from flax.core import FrozenDict
 
+from actionjax.models.common import pooling
 from actionjax.models.common.conv_module import conv_general_dilated, kaiming_fan_out
 from actionjax.models.common.norm import BatchNorm
 
@@ -50,7 +51,7 @@ def max_pool3d(x: jax.Array, kernel_size: Size3, stride: Size3 | None = None, pa
                ) -> jax.Array:
     """``torch.nn.MaxPool3d(kernel_size, stride, padding)`` on NTHWC input (pads with -inf, floors)."""
     kernel = triple(kernel_size)
-    return nn.max_pool(x, kernel, triple(kernel if stride is None else stride), torch_padding3d(padding))
+    return pooling.max_pool(x, kernel, triple(kernel if stride is None else stride), torch_padding3d(padding))
 
 
 def check_norm_cfg(norm_cfg: Mapping[str, Any] | None, key: str) -> None:
