@@ -158,6 +158,35 @@ def test_max_pool_gradient_matches_torch_with_ties(shape, kernel, stride, paddin
     np.testing.assert_allclose(grad, ref, rtol=1e-6, atol=1e-7)  # overlapping windows: sum order
 
 
+@pytest.mark.parametrize('shape,kernel,stride,padding', [
+    ((4, 15, 15, 3), (7, 7, 3, 5), 2, 3),   # an RGB stem
+    ((6, 9, 9, 4), (3, 3, 4, 5), 1, 1),     # more output pixels than a chunk
+    ((5, 9, 8, 4), (3, 3, 4, 5), 2, 1),     # strided, a prime number of frames
+])
+def test_weight_gradient_over_row_patches_equals_xla(monkeypatch, shape, kernel, stride, padding):
+    from actionjax.models.common import conv_weight_grad
+
+    monkeypatch.setattr(conv_weight_grad, 'ROWS_PER_CHUNK', 40)  # several chunks at this size
+    rng = np.random.default_rng(4)
+    x, w = rng.standard_normal(shape), rng.standard_normal(kernel)
+    cotangent = rng.standard_normal(4000)
+
+    def loss(conv):
+        def f(x, w):
+            y = conv(x, w, (stride, stride), ((padding, padding),) * 2)
+            return (y * cotangent[:y.size].reshape(y.shape)).sum()
+        return f
+
+    def xla(x, w, strides, pads):
+        return jax.lax.conv_general_dilated(x, w, strides, pads, dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+    x, w = jnp.asarray(x, jnp.float32), jnp.asarray(w, jnp.float32)
+    ours = jax.grad(loss(conv_weight_grad.conv2d), argnums=(0, 1))(x, w)
+    ref = jax.grad(loss(xla), argnums=(0, 1))(x, w)
+    np.testing.assert_allclose(ours[0], ref[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ours[1], ref[1], rtol=1e-5, atol=1e-4)
+
+
 def test_batchnorm_matches_torch_in_train_and_eval():
     x = np.random.default_rng(2).standard_normal((4, 5, 5, 3)).astype(np.float32) * 3 + 1
     bn = BatchNorm()

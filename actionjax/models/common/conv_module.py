@@ -15,7 +15,7 @@ import flax.linen as nn
 import jax
 import numpy as np
 
-from actionjax.models.common import pooling
+from actionjax.models.common import conv_weight_grad, pooling
 from actionjax.models.common.norm import BatchNorm
 
 # mmcv's kaiming_init default (mode='fan_out', nonlinearity='relu', normal), used by
@@ -40,7 +40,10 @@ def conv_general_dilated(lhs: jax.Array, rhs: jax.Array, window_strides: Sequenc
       transposes around it (ResNet-50's 1x1 convolutions train 1.5x to 3x faster as matmuls);
     * on CPU, a 3D convolution is the sum of its temporal taps' 2D convolutions
       (``_conv3d_as_2d``), and a 2D convolution on a small map a matmul over its patches
-      (``_im2col_conv``).
+      (``_im2col_conv``);
+    * on CPU, a 2D convolution of RGB input (a stem) or with more output pixels than
+      ``conv_weight_grad.ROWS_PER_CHUNK`` computes its weight gradient as matmuls over row
+      patches, by chunks (``conv_weight_grad.conv2d``).
 
     Every other convolution goes to ``lax.conv_general_dilated`` unchanged.
     """
@@ -53,9 +56,12 @@ def conv_general_dilated(lhs: jax.Array, rhs: jax.Array, window_strides: Sequenc
     on_cpu = plain and jax.default_backend() == 'cpu'
     if on_cpu and lhs.ndim == 5:
         return _conv3d_as_2d(lhs, rhs, window_strides, padding, precision, feature_group_count)
-    small_map = on_cpu and lhs.ndim == 4 and _small_map(lhs, rhs, window_strides, padding)
-    if small_map and feature_group_count == 1:
+    plain_2d = on_cpu and lhs.ndim == 4 and feature_group_count == 1
+    out_pixels = _out_pixels(lhs, rhs, window_strides, padding) if plain_2d else 0
+    if plain_2d and out_pixels <= IM2COL_MAX_PIXELS:
         return _im2col_conv(lhs, rhs, window_strides, padding, precision)
+    if plain_2d and (lhs.shape[-1] <= 3 or lhs.shape[0] * out_pixels > conv_weight_grad.ROWS_PER_CHUNK):
+        return conv_weight_grad.conv2d(lhs, rhs, window_strides, padding, precision)
     return jax.lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
                                         rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
                                         feature_group_count=feature_group_count, precision=precision,
@@ -108,16 +114,17 @@ def _conv3d_as_2d(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int],
     return out.reshape(n, out_t, *out.shape[1:])
 
 
-# Output maps of at most this many pixels per image run as one matmul over their patches.
+# Output maps of at most this many pixels per image (ResNet's last stages: 7x7 and 4x4 at
+# 112 px) run as one matmul over their patches: XLA:CPU's convolution and its gradients
+# are slower there.
 IM2COL_MAX_PIXELS = 64
 
 
-def _small_map(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], padding: Any) -> bool:
-    """A 2D conv whose output map is small enough that XLA:CPU's convolution (and its gradients)
-    is slower than a matmul over the patches: ResNet's last stages (7x7 and 4x4 at 112 px)."""
+def _out_pixels(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], padding: Any) -> int:
+    """The pixels of one image of a 2D conv's output."""
     sizes = zip(lhs.shape[1:3], padding, rhs.shape[:2], window_strides, strict=True)
     out = [(size + lo + hi - k) // s + 1 for size, (lo, hi), k, s in sizes]
-    return out[0] * out[1] <= IM2COL_MAX_PIXELS
+    return out[0] * out[1]
 
 
 def _im2col_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], padding: Any,
