@@ -1,7 +1,10 @@
 """The model and loop benchmarks run end to end on the tiny config (what they measure is
 checked by running them, not by timed tests)."""
 
-from engine_utils import TINY_CONFIG
+import os
+
+import pytest
+from engine_utils import REPO, TINY_CONFIG
 
 from actionjax import benchmark
 
@@ -14,6 +17,17 @@ def test_model_benchmark_reports_compile_times_medians_and_memory(tmp_path):
     assert set(out['seconds']) == {'train/actionjax', 'inference/actionjax'}
     assert out['seconds']['train/actionjax']['median'] > 0 and out['peak_host_mb'] > 0
     assert (tmp_path / 'model.json').exists()
+
+
+def test_model_benchmark_times_a_localizer_on_its_training_sample(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # bmn_demo writes its synthetic features under ./data
+    config = os.path.join(REPO, 'configs', 'bmn_demo.py')
+    out = benchmark.main(['--what', 'model', '--config', config, '--batch', '2',
+                          '--repeats', '1', '--steps', '1'])
+    assert out['batch'] == {'raw_feature': [2, 32, 32], 'gt_bbox': [2, 64, 2], 'num_instances': [2]}
+    assert all(out['seconds'][f'{what}/actionjax']['median'] > 0 for what in ('train', 'inference'))
+    with pytest.raises(SystemExit, match='times recognizers.*BMN'):
+        benchmark.main(['--what', 'model', '--config', config, '--against-mmaction2'])
 
 
 def test_loop_benchmark_compares_the_loop_with_its_bare_step():

@@ -2,7 +2,8 @@
 
 Times the step ``actionjax.train`` runs (the config's model, optimizer with its param-wise
 rules and schedules, grad clipping; uint8 frames normalised on the device) and the test
-forward (``predict``) on a fixed random batch of ``--batch`` samples of ``--input-shape``:
+forward (``predict``) on a fixed random batch of ``--batch`` samples of ``--input-shape``
+(for a localizer: its training set's first sample, ``--batch`` times):
 
 * compile time of the train step (``lower`` + ``compile``) and of inference;
 * train-step and inference seconds: medians over ``--repeats`` rounds of ``--steps``
@@ -59,6 +60,23 @@ def _sample_shape(cfg: Any, shape: tuple[int, ...] | None) -> tuple[int, ...]:
     from actionjax.tools.param_groups import sample_shape
 
     return tuple(sample_shape(cfg, size=112)[1:])
+
+
+def _fixed_batch(cfg: Any, args: argparse.Namespace) -> dict[str, np.ndarray]:
+    """A recognizer's batch: random uint8 clips of ``--input-shape`` and labels. A localizer's
+    (a model without ``cls_head``): the first readable sample of the config's training set,
+    ``--batch`` times (its features and ground truth have no shape to choose)."""
+    rng = np.random.default_rng(0)
+    if 'cls_head' not in cfg['model']:
+        from actionjax.data import build_dataset
+        from actionjax.engine.build import sample_batch
+
+        sample = sample_batch(build_dataset(cfg, 'data.train'))
+        return {key: np.repeat(value, args.batch, axis=0) for key, value in sample.items()}
+    shape = _sample_shape(cfg, args.input_shape)
+    num_classes = cfg['model']['cls_head']['num_classes']
+    return {'imgs': rng.integers(0, 256, size=(args.batch, *shape), dtype=np.uint8),
+            'label': rng.integers(0, num_classes, size=args.batch).astype(np.int32)}
 
 
 class Ours:
@@ -253,11 +271,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     cfg = load_config(args.config)
     if args.num_classes:
         cfg['model']['cls_head']['num_classes'] = args.num_classes
-    shape = _sample_shape(cfg, args.input_shape)
-    rng = np.random.default_rng(0)
-    num_classes = cfg['model']['cls_head']['num_classes']
-    batch = {'imgs': rng.integers(0, 256, size=(args.batch, *shape), dtype=np.uint8),
-             'label': rng.integers(0, num_classes, size=args.batch).astype(np.int32)}
+    if args.against_mmaction2 and 'cls_head' not in cfg['model']:
+        raise SystemExit(f'error: --against-mmaction2 times recognizers; {args.config} holds a '
+                         f'localizer ({cfg["model"]["type"]}): run it without --against-mmaction2')
+    batch = _fixed_batch(cfg, args)
     train = not args.no_train
     ours = Ours(cfg, batch, train, args.dtype)
     theirs = None
@@ -287,14 +304,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         theirs.close()
 
     results: dict[str, Any] = {
-        'config': args.config, 'batch': [args.batch, *shape], 'dtype': args.dtype,
+        'config': args.config, 'batch': list(batch['imgs'].shape) if 'imgs' in batch else
+        {key: list(value.shape) for key, value in batch.items()}, 'dtype': args.dtype,
         'device': f'{jax.device_count()} x {jax.devices()[0].device_kind}',
         'compile_s': ours.compile_s, 'seconds': {k: _spread(v) for k, v in times.items()},
         'samples_per_s': {k.split('/')[0]: args.batch / statistics.median(v)
                           for k, v in times.items() if k.endswith('/actionjax')},
         'peak_host_mb': _peak_host_mb(), 'peak_device_mb': _peak_device_mb(),
     }
-    print(f'{args.config}: batch {tuple(results["batch"])} {args.dtype} on {results["device"]}; '
+    print(f'{args.config}: batch {results["batch"]} {args.dtype} on {results["device"]}; '
           f'medians of {args.repeats} rounds x {args.steps} steps')
     for name, seconds in ours.compile_s.items():
         print(f'  compile {name:<10} {seconds:8.2f} s')
