@@ -140,7 +140,7 @@ class Ours:
 # MMAction2's model and optim wrapper, answers each "train N" / "test N" line with seconds per
 # step. Kept as text so that nothing of actionjax is imported into the reference venv.
 _REFERENCE_SERVER = r'''
-import json, sys, time
+import inspect, json, sys, time
 import numpy as np
 import torch
 from mmaction.registry import MODELS
@@ -151,6 +151,11 @@ from mmengine.optim import build_optim_wrapper
 register_all_modules()
 spec = json.loads(sys.stdin.readline())
 torch.manual_seed(0)
+backbone = spec['model'].get('backbone') or {}
+backbone_cls = MODELS.get(backbone.get('type', ''))
+inflates = backbone_cls and 'pretrained2d' in inspect.signature(backbone_cls).parameters
+if inflates and not backbone.get('pretrained'):
+    backbone['pretrained2d'] = False  # no 2D checkpoint to inflate (Swin's default would load None)
 model = MODELS.build(spec['model'])
 model.init_weights()
 rng = np.random.default_rng(0)
