@@ -276,10 +276,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     cfg = load_config(args.config)
     if args.num_classes:
         cfg['model']['cls_head']['num_classes'] = args.num_classes
-    if args.against_mmaction2 and 'cls_head' not in cfg['model']:
+    batch = _fixed_batch(cfg, args)
+    if args.against_mmaction2 and 'imgs' not in batch:
         raise SystemExit(f'error: --against-mmaction2 times recognizers; {args.config} holds a '
                          f'localizer ({cfg["model"]["type"]}): run it without --against-mmaction2')
-    batch = _fixed_batch(cfg, args)
     train = not args.no_train
     ours = Ours(cfg, batch, train, args.dtype)
     theirs = None

@@ -17,6 +17,7 @@ import numpy as np
 
 from actionjax.models.common import conv_weight_grad, pooling
 from actionjax.models.common.norm import BatchNorm
+from actionjax.models.common.windows import kernel_views, taps
 
 # mmcv's kaiming_init default (mode='fan_out', nonlinearity='relu', normal), used by
 # ConvModule and by MMAction2's ResNet init_cfg.
@@ -107,7 +108,7 @@ def _conv3d_as_2d(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int],
     numbers = jax.lax.conv_dimension_numbers((1, h, w, c), rhs.shape[1:], ('NHWC', 'HWIO', 'NHWC'))
     out = None
     for dt in range(kt):
-        frames = x[:, dt:dt + st * (out_t - 1) + 1:st].reshape(n * out_t, h, w, c)
+        frames = x[:, taps(dt, st, out_t)].reshape(n * out_t, h, w, c)
         y = conv_general_dilated(frames, rhs[dt], (sh, sw), tuple(padding[1:]), dimension_numbers=numbers,
                                  feature_group_count=feature_group_count, precision=precision)
         out = y if out is None else out + y
@@ -130,11 +131,9 @@ def _out_pixels(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], p
 def _im2col_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], padding: Any,
                  precision: Any = None) -> jax.Array:
     """The conv as ``patches @ kernel``: the kh x kw strided views of the padded input side by side."""
-    (kh, kw, c, o), (sh, sw) = rhs.shape, window_strides
+    kh, kw, c, o = rhs.shape
     x = jax.numpy.pad(lhs, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
-    ho, wo = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
-    views = [x[:, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw, :]
-             for i in range(kh) for j in range(kw)]
+    _, views, (ho, wo) = kernel_views(x, (kh, kw), window_strides)
     patches = jax.numpy.concatenate(views, axis=-1).reshape(-1, kh * kw * c)
     return jax.lax.dot(patches, rhs.reshape(kh * kw * c, o), precision=precision).reshape(
         lhs.shape[0], ho, wo, o)

@@ -21,6 +21,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from actionjax.models.common.windows import taps
+
 # Output pixels per chunk of the weight gradient: a chunk's row patches (49 KB per 1000
 # pixels of a 7x7 RGB stem, 768 KB of a 3x3 conv on 64 channels) stay near the core.
 ROWS_PER_CHUNK = 8192
@@ -73,8 +75,8 @@ def weight_grad(x: jax.Array, g: jax.Array, kernel_shape: Sequence[int], strides
     def chunk(operands: tuple[jax.Array, jax.Array]) -> jax.Array:
         x, g = operands
         # (frames, Hp, wo, kw * C): the kw column offsets of every row, side by side
-        columns = jnp.concatenate([x[:, :, j:j + sw * (wo - 1) + 1:sw] for j in range(kw)], axis=-1)
-        rows = [columns[:, i:i + sh * (ho - 1) + 1:sh].reshape(-1, kw * c) for i in range(kh)]
+        columns = jnp.concatenate([x[:, :, taps(j, sw, wo)] for j in range(kw)], axis=-1)
+        rows = [columns[:, taps(i, sh, ho)].reshape(-1, kw * c) for i in range(kh)]
         return jnp.stack([lax.dot(r.T, g, precision=precision) for r in rows])
 
     if xs.shape[0] == 1:

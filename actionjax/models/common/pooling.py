@@ -11,12 +11,13 @@ with the index it recorded: 4 ms for the same pool, with equal gradients, ties i
 from __future__ import annotations
 
 import functools
-import itertools
 from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 from jax import lax
+
+from actionjax.models.common.windows import kernel_views
 
 
 def max_pool(x: jax.Array, kernel: Sequence[int], strides: Sequence[int],
@@ -33,22 +34,13 @@ def _max_pool(x: jax.Array, kernel: tuple, strides: tuple, padding: tuple) -> ja
     return _max_pool_fwd(x, kernel, strides, padding)[0]
 
 
-def _windows(x: jax.Array, kernel: tuple, strides: tuple, padding: tuple
-             ) -> tuple[list[tuple[int, ...]], list[jax.Array], tuple[int, ...]]:
-    """The kernel's offsets, the strided view of the padded input each offset sees, the output size."""
-    pads = ((0, 0), *padding, (0, 0))
-    padded = jnp.pad(x, pads, constant_values=-jnp.inf)
-    out = tuple((size - k) // s + 1 for size, k, s in zip(padded.shape[1:-1], kernel, strides, strict=True))
-    offsets = list(itertools.product(*(range(k) for k in kernel)))
-    views = [padded[(slice(None), *(slice(o, o + s * (n - 1) + 1, s)
-                                    for o, s, n in zip(offset, strides, out, strict=True)))]
-             for offset in offsets]
-    return offsets, views, out
+def _pad(x: jax.Array, padding: tuple) -> jax.Array:
+    return jnp.pad(x, ((0, 0), *padding, (0, 0)), constant_values=-jnp.inf)
 
 
 def _max_pool_fwd(x: jax.Array, kernel: tuple, strides: tuple, padding: tuple
                   ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
-    _, views, _ = _windows(x, kernel, strides, padding)
+    _, views, _ = kernel_views(_pad(x, padding), kernel, strides)
     y = functools.reduce(jnp.maximum, views)
     return y, (x, y)
 
@@ -56,10 +48,11 @@ def _max_pool_fwd(x: jax.Array, kernel: tuple, strides: tuple, padding: tuple
 def _max_pool_bwd(kernel: tuple, strides: tuple, padding: tuple, residuals: tuple[jax.Array, jax.Array],
                   g: jax.Array) -> tuple[jax.Array]:
     x, y = residuals
-    offsets, views, out = _windows(x, kernel, strides, padding)
-    padded_shape = [size + lo + hi for size, (lo, hi) in zip(x.shape[1:-1], padding, strict=True)]
+    padded = _pad(x, padding)
+    offsets, views, out = kernel_views(padded, kernel, strides)
+    padded_shape = padded.shape[1:-1]
     claimed = jnp.zeros(y.shape, bool)
-    dx = jnp.zeros((x.shape[0], *padded_shape, x.shape[-1]), g.dtype)
+    dx = jnp.zeros(padded.shape, g.dtype)
     zero = jnp.zeros((), g.dtype)
     for offset, view in zip(offsets, views, strict=True):
         wins = (view == y) & ~claimed  # the first offset holding the max takes the gradient
