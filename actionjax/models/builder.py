@@ -30,6 +30,18 @@ def freeze_cfg(cfg: Any) -> Any:
     return cfg
 
 
+def build_parts(model: nn.Module) -> None:
+    """In a model's ``__post_init__``: its ``backbone`` and ``cls_head`` config dicts become
+    unbound submodules (Flax names them after the field), and its ``train_cfg``, ``test_cfg``
+    and ``data_preprocessor`` are frozen."""
+    if isinstance(model.backbone, Mapping):
+        object.__setattr__(model, 'backbone', build_backbone(model.backbone))
+    if isinstance(model.cls_head, Mapping):
+        object.__setattr__(model, 'cls_head', build_head(model.cls_head))
+    for name in ('train_cfg', 'test_cfg', 'data_preprocessor'):
+        object.__setattr__(model, name, freeze_cfg(getattr(model, name)))
+
+
 def build_module(registry: Registry, cfg: Mapping[str, Any], key_path: str, **default_args: Any) -> Any:
     """``registry.build`` on a frozen config; Flax modules are created unbound.
 

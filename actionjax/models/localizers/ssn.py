@@ -27,7 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax.core import FrozenDict
 
-from actionjax.models.builder import build_backbone, build_head, build_loss, freeze_cfg
+from actionjax.models.builder import build_loss, build_parts
+from actionjax.models.data_preprocessor import normalize_input
 from actionjax.models.localizers.base import BaseLocalizer
 from actionjax.registry import LOCALIZERS
 
@@ -50,29 +51,14 @@ class SSN(BaseLocalizer):
     data_preprocessor: Any = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.backbone, Mapping):
-            object.__setattr__(self, 'backbone', build_backbone(self.backbone))
-        if isinstance(self.cls_head, Mapping):
-            object.__setattr__(self, 'cls_head', build_head(self.cls_head))
-        for name in ('train_cfg', 'test_cfg', 'data_preprocessor'):
-            object.__setattr__(self, name, freeze_cfg(getattr(self, name)))
+        build_parts(self)
         if self.spatial_type not in ('avg', 'max', None):
             raise ValueError(f"model.spatial_type must be 'avg', 'max' or None, got {self.spatial_type!r}")
         super().__post_init__()
 
-    def preprocess(self, imgs: jax.Array) -> jax.Array:
-        """float32, channels reversed if ``to_rgb``, ``(x - mean) / std`` as ``data_preprocessor`` says."""
-        x = jnp.asarray(imgs).astype(jnp.float32)
-        pre = self.data_preprocessor or {}
-        if pre.get('to_rgb', False):
-            x = x[..., ::-1]
-        if pre.get('mean') is not None:
-            x = (x - jnp.asarray(pre['mean'], jnp.float32)) / jnp.asarray(pre['std'], jnp.float32)
-        return x
-
     def frame_features(self, imgs: jax.Array, train: bool = False) -> jax.Array:
         """``(N, ..., H, W, C)`` frames -> ``(frames, C')``: backbone, 7x7 pool, dropout."""
-        x = self.preprocess(imgs)
+        x = normalize_input(imgs, self.data_preprocessor, jnp.float32)
         x = x.reshape((-1,) + x.shape[-3:])
         x = self.backbone(x, train=train)
         window = (POOL_WINDOW, POOL_WINDOW)

@@ -33,9 +33,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from actionjax.models.builder import build_backbone, build_head, freeze_cfg
+from actionjax.models.builder import build_parts
+from actionjax.models.data_preprocessor import normalize_input
 from actionjax.models.heads.base import AVERAGE_CLIPS, average_clip
-from actionjax.precision import compute_dtype, param_dtype
+from actionjax.precision import compute_dtype
 
 
 class BaseRecognizer(nn.Module):
@@ -50,13 +51,7 @@ class BaseRecognizer(nn.Module):
     dtype: Any = None  # compute dtype; parameters stay in actionjax.precision.param_dtype(dtype)
 
     def __post_init__(self) -> None:
-        # Config dicts become unbound submodules; Flax names them after the field.
-        if isinstance(self.backbone, Mapping):
-            object.__setattr__(self, 'backbone', build_backbone(self.backbone))
-        if isinstance(self.cls_head, Mapping):
-            object.__setattr__(self, 'cls_head', build_head(self.cls_head))
-        for name in ('train_cfg', 'test_cfg', 'data_preprocessor'):
-            object.__setattr__(self, name, freeze_cfg(getattr(self, name)))
+        build_parts(self)
         self._check_cfg()
         super().__post_init__()
 
@@ -98,25 +93,10 @@ class BaseRecognizer(nn.Module):
 
     def preprocess(self, imgs: jax.Array, normalize: bool = True) -> jax.Array:
         """uint8/float channels-last images -> normalised as the config says (unless
-        ``normalize=False``), in the compute dtype.
-
-        The arithmetic runs in the parameters' dtype (float32 under bfloat16 compute), so
-        only the result is rounded to bfloat16.
-        """
-        x = jnp.asarray(imgs)
-        pre = self.data_preprocessor or {}
+        ``normalize=False``), in the compute dtype (``normalize_input``)."""
         if normalize:
-            x = x.astype(param_dtype(self.dtype))
-            if pre.get('to_rgb', False):
-                x = x[..., ::-1]
-            if pre.get('mean') is not None:
-                mean = jnp.asarray(pre['mean'], x.dtype)
-                std = jnp.asarray(pre['std'], x.dtype)
-                if mean.shape[-1] != x.shape[-1]:
-                    raise ValueError(f'model.data_preprocessor.mean has {mean.shape[-1]} channels, the input '
-                                     f'has {x.shape[-1]} (channels-last)')
-                x = (x - mean) / std
-        return x.astype(compute_dtype(self.dtype))
+            return normalize_input(imgs, self.data_preprocessor, self.dtype)
+        return jnp.asarray(imgs).astype(compute_dtype(self.dtype))
 
     def loss(self, batch: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
         """Training forward pass on ``batch['imgs']``; the head's losses and top-k accuracies
