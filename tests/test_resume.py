@@ -42,12 +42,13 @@ def _wait_for_iteration(work_dir: str, proc: subprocess.Popen, iteration: int, t
     raise AssertionError(f'no iteration {iteration} logged within {timeout} s')
 
 
-def test_sigkill_mid_epoch_then_auto_resume_matches_an_uninterrupted_run(tmp_path):
-    root = tiny_workspace(str(tmp_path))
-    env = cli_env()
-    reference = subprocess.Popen(_train_cmd('reference'), cwd=root, env=env,
+def _start_both_and_kill_the_victim(root: str, env: dict, reference_cmd: list[str],
+                                    victim_cmd: list[str]) -> subprocess.Popen:
+    """Start an uninterrupted reference run and a victim run (work dir ``victim``) side by
+    side, SIGKILL the victim once it logged iteration 5; the reference keeps running."""
+    reference = subprocess.Popen(reference_cmd, cwd=root, env=env,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    victim = subprocess.Popen(_train_cmd('victim'), cwd=root, env=env,
+    victim = subprocess.Popen(victim_cmd, cwd=root, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for_iteration(os.path.join(root, 'victim'), victim, 5)
@@ -57,6 +58,13 @@ def test_sigkill_mid_epoch_then_auto_resume_matches_an_uninterrupted_run(tmp_pat
         if victim.poll() is None:
             victim.kill()
     assert victim.returncode == -signal.SIGKILL
+    return reference
+
+
+def test_sigkill_mid_epoch_then_auto_resume_matches_an_uninterrupted_run(tmp_path):
+    root = tiny_workspace(str(tmp_path))
+    env = cli_env()
+    reference = _start_both_and_kill_the_victim(root, env, _train_cmd('reference'), _train_cmd('victim'))
 
     latest = find_latest(os.path.join(root, 'victim'))
     assert latest is not None and os.path.basename(latest).startswith('iter_'), latest
@@ -113,17 +121,8 @@ def test_iteration_based_demo_validates_and_resumes_exactly_after_sigkill(tmp_pa
                    num_frames=8)
     env = cli_env()
     cmd = [sys.executable, '-m', 'actionjax.train', *ITER_ARGS]
-    reference = subprocess.Popen([*cmd, '--work-dir', 'reference'], cwd=root, env=env,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    victim = subprocess.Popen([*cmd, '--work-dir', 'victim'], cwd=root, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        _wait_for_iteration(os.path.join(root, 'victim'), victim, 5)
-        victim.send_signal(signal.SIGKILL)
-        victim.wait()
-    finally:
-        if victim.poll() is None:
-            victim.kill()
+    reference = _start_both_and_kill_the_victim(root, env, [*cmd, '--work-dir', 'reference'],
+                                                [*cmd, '--work-dir', 'victim'])
     latest = find_latest(os.path.join(root, 'victim'))
     assert latest is not None and os.path.basename(latest).startswith('iter_'), latest
     run_module('actionjax.train', [*ITER_ARGS, '--work-dir', 'victim', '--auto-resume'], cwd=root)
