@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from actionjax.config import Config
 from actionjax.models.heads.ssn_head import stpp_test_pool
 from actionjax.models.localizers import build_localizer
 from actionjax.models.losses import SSNLoss
@@ -21,19 +22,8 @@ from actionjax.registry import LOSSES
 from convert import mmaction2 as mm
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures', 'ssn')
-STPP = (1, (1, 2), 1)
-TRAIN_CFG = dict(ssn=dict(sampler=dict(num_per_video=8, positive_ratio=1, background_ratio=1,
-                                       incomplete_ratio=6, add_gt_as_proposals=True),
-                          loss_weight=dict(comp_loss_weight=0.1, reg_loss_weight=0.1)))
-MODEL = dict(
-    type='SSN',
-    backbone=dict(type='ResNet', pretrained=None, depth=18, num_stages=1, out_indices=(0,), strides=(1,),
-                  dilations=(1,), norm_eval=False),
-    spatial_type='avg', dropout_ratio=0.8, loss_cls=dict(type='SSNLoss'),
-    cls_head=dict(type='SSNHead', dropout_ratio=0., in_channels=64, num_classes=5,
-                  consensus=dict(type='STPPTrain', stpp_stage=STPP, num_segments_list=(2, 5, 2)),
-                  use_regression=True),
-    train_cfg=TRAIN_CFG)
+SSN_TINY = Config.fromfile(os.path.join(HERE, 'ssn_tiny.py')).to_dict()  # the goldens' model
+STPP, TRAIN_CFG, MODEL = SSN_TINY['stpp'], SSN_TINY['train_cfg'], SSN_TINY['model']
 GOLDEN = dict(np.load(os.path.join(HERE, 'ssn_tiny.npz')))
 BATCH = {k: GOLDEN[k] for k in ('imgs', 'proposal_scale_factor', 'proposal_type', 'proposal_labels',
                                 'reg_targets')}
