@@ -44,7 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='one sample, channels last without C: V,H,W (2D) or V,T,H,W (3D); '
                              'default: the config\'s sampling at 112x112')
     parser.add_argument('--num-classes', type=int, help='override the head\'s num_classes')
-    parser.add_argument('--dtype', choices=('float32', 'bfloat16'), default='float32')
+    parser.add_argument('--dtype', choices=('float32', 'bfloat16'), default='float32',
+                        help="actionjax's compute dtype, whatever the config's fp16 / AmpOptimWrapper "
+                             'say (MMAction2 runs in float32)')
     parser.add_argument('--steps', type=int, default=3, help='steps per timed round')
     parser.add_argument('--repeats', type=int, default=3, help='timed rounds per side')
     parser.add_argument('--no-train', action='store_true', help='time inference only')
@@ -91,8 +93,9 @@ class Ours:
         from actionjax.engine.steps import make_eval_step, make_train_step
         from actionjax.models import build_model
 
-        if dtype != 'float32':
-            cfg['precision'] = dtype
+        # --dtype, not the config's mixed precision keys: MMAction2's side runs a float32
+        # OptimWrapper (its AmpOptimWrapper needs a GPU), so both sides compute alike
+        cfg['precision'] = dtype
         mesh = make_mesh()
         self.batch = to_device(batch, batch_sharded(mesh))
         model = build_model(cfg)
