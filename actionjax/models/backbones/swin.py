@@ -118,17 +118,17 @@ class WindowAttention3D(nn.Module):
         table = self.param('relative_position_bias_table', trunc_normal_02,
                            ((2 * wd - 1) * (2 * wh - 1) * (2 * ww - 1), self.num_heads))
         index = relative_position_index(self.window_size)[:n, :n]
-        bias = table[index.reshape(-1)].reshape(n, n, -1).transpose(2, 0, 1)[None]  # (1, heads, N, N)
-        if mask is not None:
-            num_windows = mask.shape[0]
-            bias = bias[:, None] + jnp.asarray(mask)[None, :, None]  # (1, nW, heads, N, N)
-            bias = jnp.broadcast_to(bias, (windows // num_windows, *bias.shape[1:])).reshape(
-                windows, self.num_heads, n, n)
+        bias = table[index.reshape(-1)].reshape(n, n, -1).transpose(2, 0, 1).astype(x.dtype)  # (heads, N, N)
         qkv = nn.Dense(3 * c, use_bias=self.qkv_bias, kernel_init=trunc_normal_02, name='qkv')(x)
         q, k, v = split_heads(qkv, self.num_heads)
         scale = self.qk_scale or (c // self.num_heads) ** -0.5
         rng = self.make_rng('dropout') if train and self.attn_drop > 0 else None
-        out = attend(q, k, v, bias.astype(q.dtype), scale=scale, dropout_rate=self.attn_drop, dropout_rng=rng)
+        if mask is None:
+            out = attend(q, k, v, bias, scale=scale, dropout_rate=self.attn_drop, dropout_rng=rng)
+        else:  # windows come as (batch, num_windows): each window's mask applies to all its heads
+            q, k, v = (t.reshape(-1, mask.shape[0], *t.shape[1:]) for t in (q, k, v))
+            out = attend(q, k, v, (bias, mask[:, None].astype(x.dtype)), scale=scale,
+                         dropout_rate=self.attn_drop, dropout_rng=rng).reshape(windows, n, *q.shape[-2:])
         out = nn.Dense(c, kernel_init=trunc_normal_02, name='proj')(merge_heads(out))
         return nn.Dropout(self.proj_drop, deterministic=not train)(out)
 
