@@ -14,8 +14,10 @@ forward (``predict``) on a fixed random batch of ``--batch`` samples of ``--inpu
 With ``--against-mmaction2`` the same model config and batch run in MMAction2 1.2.0 in a
 subprocess of ``--ref-python`` (or ``$MMACTION2_PYTHON``): its ``train_step`` (data
 preprocessor, forward, loss, backward, the optim wrapper's clip and SGD update) and
-``test_step``. Rounds alternate between the two sides so that both see the same machine
-load, and the ratios (ours / theirs) are medians of per-round ratios. The reference venv:
+``test_step``, on the GPU when its torch sees one, in float32 or, with ``--ref-amp``, in
+float16 mixed precision (``AmpOptimWrapper``, autocast inference). Rounds alternate between
+the two sides so that both see the same machine load, and the ratios (ours / theirs) are
+medians of per-round ratios. The reference venv:
 ``python -m venv ref && ref/bin/pip install torch==2.13.0 mmengine==0.10.7 mmcv-lite==2.1.0
 mmaction2==1.2.0 importlib_metadata`` (the 1.2.0 wheel lacks ``models/localizers/drn``:
 wrap that import in ``mmaction/models/localizers/__init__.py`` in try/except).
@@ -52,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--no-train', action='store_true', help='time inference only')
     parser.add_argument('--against-mmaction2', action='store_true',
                         help='time MMAction2 1.2.0 too, in alternating rounds (needs --ref-python)')
+    parser.add_argument('--ref-amp', action='store_true',
+                        help="MMAction2's side in float16 mixed precision (AmpOptimWrapper, autocast "
+                             'inference; GPU only), instead of float32')
     parser.add_argument('--ref-python', default=os.environ.get('MMACTION2_PYTHON'),
                         help='Python of a venv with MMAction2 1.2.0 (default: $MMACTION2_PYTHON)')
 
@@ -161,6 +166,15 @@ if inflates and not backbone.get('pretrained'):
     backbone['pretrained2d'] = False  # no 2D checkpoint to inflate (Swin's default would load None)
 model = MODELS.build(spec['model'])
 model.init_weights()
+device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+model.to(device)  # its data preprocessor moves each batch to the model's device
+if spec['amp'] and device.type != 'cuda':
+    raise SystemExit('--ref-amp needs a GPU: MMAction2 AmpOptimWrapper runs on CUDA only')
+
+
+def finished():
+    if device.type == 'cuda':
+        torch.cuda.synchronize()  # kernels run asynchronously: the clock waits for them
 rng = np.random.default_rng(0)
 imgs = spec['imgs']
 inputs = [torch.from_numpy(np.ascontiguousarray(np.load(imgs)[i])) for i in range(spec['batch'])]
@@ -168,7 +182,8 @@ labels = np.load(spec['labels'])
 samples = [ActionDataSample().set_gt_label(int(l)) for l in labels]
 data = dict(inputs=inputs, data_samples=samples)
 wrapper = build_optim_wrapper(model, spec['optim_wrapper'])
-print('BENCH ' + json.dumps({'ready': True, 'threads': torch.get_num_threads()}), flush=True)
+print('BENCH ' + json.dumps({'ready': True, 'threads': torch.get_num_threads(), 'device': str(device)}),
+      flush=True)
 for line in sys.stdin:
     what, n = line.split()
     n = int(n)
@@ -177,13 +192,15 @@ for line in sys.stdin:
         start = time.perf_counter()
         for _ in range(n):
             model.train_step(data, wrapper)
+        finished()
         seconds = (time.perf_counter() - start) / n
     else:
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast(device.type, enabled=spec['amp']):
             start = time.perf_counter()
             for _ in range(n):
                 model.test_step(data)
+            finished()
             seconds = (time.perf_counter() - start) / n
     print('BENCH ' + json.dumps({'seconds': seconds}), flush=True)
 '''
@@ -192,7 +209,8 @@ for line in sys.stdin:
 class Theirs:
     """MMAction2 1.2.0 in a subprocess, driven round by round."""
 
-    def __init__(self, ref_python: str, cfg: Any, batch: dict[str, np.ndarray], workdir: str) -> None:
+    def __init__(self, ref_python: str, cfg: Any, batch: dict[str, np.ndarray], workdir: str,
+                 amp: bool = False) -> None:
         imgs_path, labels_path = os.path.join(workdir, 'imgs.npy'), os.path.join(workdir, 'labels.npy')
         # MMAction2 takes (V, C, H, W) or (V, C, T, H, W) per sample: channels first
         imgs = batch['imgs']
@@ -200,8 +218,8 @@ class Theirs:
         np.save(imgs_path, np.ascontiguousarray(imgs.transpose(order)))
         np.save(labels_path, batch['label'])
         model = _reference_model(cfg)
-        spec = dict(model=model, optim_wrapper=_reference_optim_wrapper(cfg), imgs=imgs_path,
-                    labels=labels_path, batch=int(imgs.shape[0]))
+        spec = dict(model=model, optim_wrapper=_reference_optim_wrapper(cfg, amp), imgs=imgs_path,
+                    labels=labels_path, batch=int(imgs.shape[0]), amp=amp)
         self.proc = subprocess.Popen([ref_python, '-c', _REFERENCE_SERVER], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.proc.stdin.write(json.dumps(spec) + '\n')
@@ -238,9 +256,9 @@ def _reference_model(cfg: Any) -> dict:
     return model
 
 
-def _reference_optim_wrapper(cfg: Any) -> dict:
+def _reference_optim_wrapper(cfg: Any, amp: bool) -> dict:
     optimizer = dict(cfg['optimizer'])
-    wrapper: dict[str, Any] = dict(type='OptimWrapper')
+    wrapper: dict[str, Any] = dict(type='AmpOptimWrapper' if amp else 'OptimWrapper')
     for key in ('constructor', 'paramwise_cfg'):
         if key in optimizer:
             wrapper[key] = optimizer.pop(key)
@@ -290,7 +308,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if not args.ref_python:
             raise SystemExit('error: --against-mmaction2 needs --ref-python PY or $MMACTION2_PYTHON '
                              '(a venv with MMAction2 1.2.0; see python -m actionjax.benchmark --help)')
-        theirs = Theirs(args.ref_python, cfg, batch, tempfile.mkdtemp(prefix='actionjax_bench_'))
+        theirs = Theirs(args.ref_python, cfg, batch, tempfile.mkdtemp(prefix='actionjax_bench_'),
+                        amp=args.ref_amp)
 
     times: dict[str, list[float]] = {}
     whats = (['train'] if train else []) + ['inference']
@@ -320,6 +339,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                           for k, v in times.items() if k.endswith('/actionjax')},
         'peak_host_mb': _peak_host_mb(), 'peak_device_mb': _peak_device_mb(),
     }
+    if theirs:
+        results['mmaction2'] = dict(theirs.info, amp=args.ref_amp)
     print(f'{args.config}: batch {results["batch"]} {args.dtype} on {results["device"]}; '
           f'medians of {args.repeats} rounds x {args.steps} steps')
     for name, seconds in ours.compile_s.items():
