@@ -42,3 +42,9 @@ def test_optim_and_train_benchmarks_read_the_config_as_training_does():
     train = benchmark.main(['--what', 'train', '--config', TINY_CONFIG, '--input-shape', '2', '16', '16',
                             '--steps', '1', '--repeats', '1', '--warmup', '0'])
     assert train['full_over_plain_sgd'] > 0
+
+
+def test_model_benchmark_times_a_test_only_recipe_with_no_train():
+    config = os.path.join(REPO, 'configs', 'x3d.py')  # X3D has no optimizer: MMAction2 only tests it
+    with pytest.raises(SystemExit, match='no optimizer.*--no-train'):
+        benchmark.main(['--what', 'model', '--config', config])

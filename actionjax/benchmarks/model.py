@@ -44,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--batch', type=int, default=2, help='samples (videos) per step')
     parser.add_argument('--input-shape', type=lambda s: tuple(int(v) for v in s.split(',')),
                         help='one sample, channels last without C: V,H,W (2D) or V,T,H,W (3D); '
-                             'default: the config\'s sampling at 112x112')
+                             "default: the config's sampling at 112x112, or at the backbone's img_size / "
+                             'input_resolution')
     parser.add_argument('--num-classes', type=int, help='override the head\'s num_classes')
     parser.add_argument('--dtype', choices=('float32', 'bfloat16'), default='float32',
                         help="actionjax's compute dtype, whatever the config's fp16 / AmpOptimWrapper "
@@ -66,7 +67,10 @@ def _sample_shape(cfg: Any, shape: tuple[int, ...] | None) -> tuple[int, ...]:
         return (*shape, 3)
     from actionjax.tools.param_groups import sample_shape
 
-    return tuple(sample_shape(cfg, size=112)[1:])
+    backbone = cfg['model'].get('backbone') or {}
+    # a transformer with position embeddings for one size (TimeSformer, ViT, UniFormerV2) takes that size
+    size = backbone.get('img_size') or backbone.get('input_resolution') or 112
+    return tuple(sample_shape(cfg, size=size)[1:])
 
 
 def _fixed_batch(cfg: Any, args: argparse.Namespace) -> dict[str, np.ndarray]:
@@ -181,7 +185,7 @@ inputs = [torch.from_numpy(np.ascontiguousarray(np.load(imgs)[i])) for i in rang
 labels = np.load(spec['labels'])
 samples = [ActionDataSample().set_gt_label(int(l)) for l in labels]
 data = dict(inputs=inputs, data_samples=samples)
-wrapper = build_optim_wrapper(model, spec['optim_wrapper'])
+wrapper = build_optim_wrapper(model, spec['optim_wrapper']) if spec['optim_wrapper'] else None
 print('BENCH ' + json.dumps({'ready': True, 'threads': torch.get_num_threads(), 'device': str(device)}),
       flush=True)
 for line in sys.stdin:
@@ -218,7 +222,8 @@ class Theirs:
         np.save(imgs_path, np.ascontiguousarray(imgs.transpose(order)))
         np.save(labels_path, batch['label'])
         model = _reference_model(cfg)
-        spec = dict(model=model, optim_wrapper=_reference_optim_wrapper(cfg, amp), imgs=imgs_path,
+        wrapper = _reference_optim_wrapper(cfg, amp) if cfg['optimizer'] is not None else None
+        spec = dict(model=model, optim_wrapper=wrapper, imgs=imgs_path,
                     labels=labels_path, batch=int(imgs.shape[0]), amp=amp)
         self.proc = subprocess.Popen([ref_python, '-c', _REFERENCE_SERVER], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -253,6 +258,8 @@ def _reference_model(cfg: Any) -> dict:
     backbone = model.get('backbone') or {}
     if isinstance(backbone.get('pretrained'), str):
         backbone['pretrained'] = None  # no downloads: random weights on both sides
+    # MMAction2 asserts a batch of 1 under max_testing_views, which only bounds memory
+    (model.get('test_cfg') or {}).pop('max_testing_views', None)
     return model
 
 
@@ -302,6 +309,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit(f'error: --against-mmaction2 times recognizers; {args.config} holds a '
                          f'localizer ({cfg["model"]["type"]}): run it without --against-mmaction2')
     train = not args.no_train
+    if train and cfg['optimizer'] is None:
+        raise SystemExit(f'error: {args.config} has no optimizer (a test-only recipe): time its inference '
+                         'with --no-train')
     ours = Ours(cfg, batch, train, args.dtype)
     theirs = None
     if args.against_mmaction2:

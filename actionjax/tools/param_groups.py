@@ -29,8 +29,9 @@ from actionjax.optim.param_info import describe_model
 def sample_shape(cfg: Mapping[str, Any], size: int = 224) -> tuple[int, ...]:
     """An input shape for the config's model: ``(1, V, H, W, 3)``, 3D: ``(1, V, T, H, W, 3)``.
 
-    V and T come from the first ``SampleFrames`` of the training pipeline, else from the
-    model's ``num_segments``; only the structure matters (the trace is abstract).
+    V and T come from the first ``SampleFrames`` (or ``UniformSample``) of the training
+    pipeline, else from the model's ``num_segments``; only the structure matters (the trace is
+    abstract).
     """
     from actionjax.runtime_config import data_config
 
@@ -40,7 +41,7 @@ def sample_shape(cfg: Mapping[str, Any], size: int = 224) -> tuple[int, ...]:
     pipelines = [train.get('pipeline'), (getattr(cfg, 'source', None) or cfg).get('train_pipeline')]
     for pipeline in pipelines:
         for step in pipeline or ():
-            if isinstance(step, Mapping) and step.get('type') == 'SampleFrames':
+            if isinstance(step, Mapping) and step.get('type') in ('SampleFrames', 'UniformSample'):
                 frames = step
                 break
         if frames:
