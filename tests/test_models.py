@@ -187,6 +187,33 @@ def test_weight_gradient_over_row_patches_equals_xla(monkeypatch, shape, kernel,
     np.testing.assert_allclose(ours[1], ref[1], rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize('shape,kernel,stride', [
+    ((2, 5, 9, 9, 6), (3, 3, 3), (1, 1, 1)),   # X3D / CSN / MViT's poolings
+    ((2, 5, 9, 8, 6), (3, 3, 3), (1, 2, 2)),   # strided, as MViT's key and value poolings
+    ((3, 9, 9, 4), (3, 3), (2, 2)),            # 2D
+])
+def test_depthwise_conv_equals_xla_grouped_conv(shape, kernel, stride):
+    from actionjax.models.common.conv_module import conv_general_dilated
+
+    rng = np.random.default_rng(5)
+    channels = shape[-1]
+    x = jnp.asarray(rng.standard_normal(shape), jnp.float32)
+    w = jnp.asarray(rng.standard_normal((*kernel, 1, channels)), jnp.float32)
+    pads = tuple((k // 2, k // 2) for k in kernel)
+    spec = ('NTHWC', 'THWIO', 'NTHWC') if len(kernel) == 3 else ('NHWC', 'HWIO', 'NHWC')
+    numbers = jax.lax.conv_dimension_numbers(x.shape, w.shape, spec)
+
+    def loss(conv):
+        return lambda x, w: (conv(x, w, stride, pads, dimension_numbers=numbers, feature_group_count=channels)
+                             ** 2).sum()
+
+    ours = jax.value_and_grad(loss(conv_general_dilated), argnums=(0, 1))(x, w)
+    ref = jax.value_and_grad(loss(jax.lax.conv_general_dilated), argnums=(0, 1))(x, w)
+    np.testing.assert_allclose(ours[0], ref[0], rtol=1e-5)
+    for a, b in zip(ours[1], ref[1], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+
+
 def test_batchnorm_matches_torch_in_train_and_eval():
     x = np.random.default_rng(2).standard_normal((4, 5, 5, 3)).astype(np.float32) * 3 + 1
     bn = BatchNorm()

@@ -32,6 +32,7 @@ import numpy as np
 from flax.core import FrozenDict
 
 from actionjax.models.common.attention import attend, trunc_normal_02
+from actionjax.models.common.conv_module import Conv
 from actionjax.models.common.drop_path import DropPath
 from actionjax.models.common.ffn import build_activation
 from actionjax.models.common.interpolate import resize_axes
@@ -135,8 +136,8 @@ class MultiScaleAttention(nn.Module):
         pooled = []
         for name, t, stride in (('q', q, self.stride_q), ('k', k, self.stride_kv), ('v', v, self.stride_kv)):
             # a depthwise Conv3d per head channel, then LayerNorm: torch's pool_{q,k,v} / norm_{q,k,v}
-            pool = nn.Conv(dim, self.pool_kernel, strides=stride, padding=padding, feature_group_count=dim,
-                           use_bias=False, kernel_init=trunc_normal_02, name=f'pool_{name}')
+            pool = Conv(dim, self.pool_kernel, strides=stride, padding=padding, feature_group_count=dim,
+                        use_bias=False, kernel_init=trunc_normal_02, name=f'pool_{name}')
             norm = build_layer_norm(self.norm_cfg, 'backbone.norm_cfg', f'norm_{name}')
             pooled.append(attention_pool(t, pool, norm, in_size, self.with_cls_token))
         (q, q_shape), (k, k_shape), (v, _) = pooled
@@ -243,8 +244,8 @@ class PatchEmbed3D(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> tuple[jax.Array, Triple]:
-        x = nn.Conv(self.embed_dims, self.kernel_size, strides=self.stride,
-                    padding=[(p, p) for p in self.padding], kernel_init=trunc_normal_02, name='projection')(x)
+        x = Conv(self.embed_dims, self.kernel_size, strides=self.stride,
+                 padding=[(p, p) for p in self.padding], kernel_init=trunc_normal_02, name='projection')(x)
         return x.reshape(x.shape[0], -1, self.embed_dims), tuple(x.shape[1:4])
 
 

@@ -29,6 +29,7 @@ import numpy as np
 from flax.core import FrozenDict
 
 from actionjax.models.common.attention import attend, merge_heads, split_heads, trunc_normal_02
+from actionjax.models.common.conv_module import Conv
 from actionjax.models.common.drop_path import DropPath
 from actionjax.models.common.ffn import build_activation
 from actionjax.models.common.layer_norm import build_layer_norm
@@ -251,8 +252,8 @@ class PatchEmbed3D(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         pads = [(-size) % p for size, p in zip(x.shape[1:4], self.patch_size, strict=True)]
         x = jnp.pad(x, ((0, 0), *((0, p) for p in pads), (0, 0)))
-        x = nn.Conv(self.embed_dims, self.patch_size, strides=self.patch_size, padding='VALID',
-                    name='proj')(x)
+        x = Conv(self.embed_dims, self.patch_size, strides=self.patch_size, padding='VALID',
+                 name='proj')(x)
         if self.norm_cfg is not None:
             x = build_layer_norm(self.norm_cfg, 'backbone.norm_cfg', 'norm')(x)
         return x

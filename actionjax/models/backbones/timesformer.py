@@ -30,6 +30,7 @@ import numpy as np
 from flax.core import FrozenDict
 
 from actionjax.models.common.attention import TorchMultiheadAttention, trunc_normal_02
+from actionjax.models.common.conv_module import Conv
 from actionjax.models.common.drop_path import DropPath
 from actionjax.models.common.ffn import FFN
 from actionjax.models.common.layer_norm import build_layer_norm
@@ -55,8 +56,8 @@ class PatchEmbed(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         x = x.reshape((-1,) + x.shape[2:])  # (B, T, H, W, C) -> (B*T, H, W, C)
         lecun = nn.initializers.variance_scaling(1.0, 'fan_in', 'normal')
-        x = nn.Conv(self.embed_dims, self.patch_size, strides=self.patch_size, padding='VALID',
-                    kernel_init=lecun, name='projection')(x)
+        x = Conv(self.embed_dims, self.patch_size, strides=self.patch_size, padding='VALID',
+                 kernel_init=lecun, name='projection')(x)
         return x.reshape(x.shape[0], -1, self.embed_dims)
 
 

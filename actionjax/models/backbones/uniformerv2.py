@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from actionjax.models.common.attention import TorchMultiheadAttention
+from actionjax.models.common.conv_module import Conv
 from actionjax.models.common.drop_path import DropPath
 from actionjax.models.common.layer_norm import LayerNorm
 from actionjax.models.common.module_list import ModuleList
@@ -74,10 +75,10 @@ class LocalMHRA(nn.Module):
         pad = self.pos_kernel_size // 2
         seq = ModuleList(name='pos_embed')
         x = seq(partial(BatchNorm, use_running_average=not train, name='0'), x)
-        x = seq(partial(nn.Conv, reduced, (1, 1, 1), name='1'), x)
-        x = seq(partial(nn.Conv, reduced, (self.pos_kernel_size, 1, 1), padding=((pad, pad), (0, 0), (0, 0)),
+        x = seq(partial(Conv, reduced, (1, 1, 1), name='1'), x)
+        x = seq(partial(Conv, reduced, (self.pos_kernel_size, 1, 1), padding=((pad, pad), (0, 0), (0, 0)),
                         feature_group_count=reduced, name='2'), x)
-        return seq(partial(nn.Conv, self.d_model, (1, 1, 1), kernel_init=nn.initializers.zeros, name='3'), x)
+        return seq(partial(Conv, self.d_model, (1, 1, 1), kernel_init=nn.initializers.zeros, name='3'), x)
 
 
 class ResidualAttentionBlock(nn.Module):
@@ -173,7 +174,7 @@ class Transformer(nn.Module):
             j += 1
             frames = x.reshape(n, t, length, c)
             grid = frames[:, :, 1:].reshape(n, t, side, side, c)
-            encoded = dpe(partial(nn.Conv, self.n_dim, (3, 3, 3), padding=((1, 1),) * 3,
+            encoded = dpe(partial(Conv, self.n_dim, (3, 3, 3), padding=((1, 1),) * 3,
                                   feature_group_count=self.n_dim, name=str(j)), grid)
             frames = frames.at[:, :, 1:].add(encoded.reshape(n, t, length - 1, c))
             extractor = partial(Extractor, self.n_dim, self.n_head, self.mlp_factor, self.mlp_dropout[j],
@@ -238,12 +239,12 @@ class UniFormerV2(nn.Module):
         p = self.patch_size
         if self.temporal_downsample:
             pad = (self.kernel_size - 1) // 2
-            conv = nn.Conv(self.width, (self.kernel_size, p, p), strides=(2, p, p),
-                           padding=((pad, pad), (0, 0), (0, 0)), use_bias=False, name='conv1')
+            conv = Conv(self.width, (self.kernel_size, p, p), strides=(2, p, p),
+                        padding=((pad, pad), (0, 0), (0, 0)), use_bias=False, name='conv1')
             t_down = self.t_size // 2
         else:
-            conv = nn.Conv(self.width, (1, p, p), strides=(1, p, p), padding='VALID', use_bias=False,
-                           name='conv1')
+            conv = Conv(self.width, (1, p, p), strides=(1, p, p), padding='VALID', use_bias=False,
+                        name='conv1')
             t_down = self.t_size
         x = conv(x)  # (N, T', H', W', C)
         n, frames, gh, gw, c = x.shape

@@ -27,6 +27,7 @@ import numpy as np
 from flax.core import FrozenDict
 
 from actionjax.models.common.attention import attend, merge_heads, split_heads, trunc_normal_02
+from actionjax.models.common.conv_module import Conv
 from actionjax.models.common.drop_path import DropPath
 from actionjax.models.common.ffn import FFN
 from actionjax.models.common.interpolate import resize_axes
@@ -56,8 +57,8 @@ class PatchEmbed(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        return nn.Conv(self.embed_dims, self.kernel_size, strides=self.kernel_size, padding='VALID',
-                       name='projection')(x)
+        return Conv(self.embed_dims, self.kernel_size, strides=self.kernel_size, padding='VALID',
+                    name='projection')(x)
 
 
 class Attention(nn.Module):

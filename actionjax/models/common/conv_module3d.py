@@ -24,7 +24,7 @@ import jax
 from flax.core import FrozenDict
 
 from actionjax.models.common import pooling
-from actionjax.models.common.conv_module import conv_general_dilated, kaiming_fan_out
+from actionjax.models.common.conv_module import Conv, kaiming_fan_out
 from actionjax.models.common.norm import BatchNorm
 
 Size3 = int | Sequence[int]
@@ -85,10 +85,9 @@ def conv3d(features: int, kernel_size: Size3, stride: Size3 = 1, padding: Size3 
            kernel_init: Callable[..., jax.Array] = kaiming_fan_out,
            bias_init: Callable[..., jax.Array] = nn.initializers.zeros) -> nn.Conv:
     """``torch.nn.Conv3d`` as an ``nn.Conv`` on NTHWC input (mmcv's kaiming fan-out init)."""
-    return nn.Conv(features, triple(kernel_size), triple(stride), torch_padding3d(padding),
-                   kernel_dilation=triple(dilation), feature_group_count=groups, use_bias=bias,
-                   kernel_init=kernel_init, bias_init=bias_init, name=name,
-                   conv_general_dilated=conv_general_dilated)  # 1x1x1 convs run as one matmul
+    return Conv(features, triple(kernel_size), triple(stride), torch_padding3d(padding),
+                kernel_dilation=triple(dilation), feature_group_count=groups, use_bias=bias,
+                kernel_init=kernel_init, bias_init=bias_init, name=name)
 
 
 class Conv2plus1d(nn.Module):
