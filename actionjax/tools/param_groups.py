@@ -30,15 +30,17 @@ def sample_shape(cfg: Mapping[str, Any], size: int = 224) -> tuple[int, ...]:
     """An input shape for the config's model: ``(1, V, H, W, 3)``, 3D: ``(1, V, T, H, W, 3)``.
 
     V and T come from the first ``SampleFrames`` (or ``UniformSample``) of the training
-    pipeline, else from the model's ``num_segments``; only the structure matters (the trace is
-    abstract).
+    pipeline (of the test pipeline in a test-only recipe), else from the model's
+    ``num_segments``; only the structure matters (the trace is abstract).
     """
     from actionjax.runtime_config import data_config
 
     model = cfg.get('model', {})
     frames = None
-    train = (data_config(cfg).get('train') or {}).get('dataset') or {}
-    pipelines = [train.get('pipeline'), (getattr(cfg, 'source', None) or cfg).get('train_pipeline')]
+    data, source = data_config(cfg), getattr(cfg, 'source', None) or cfg
+    # a test-only recipe (X3D, VideoMAE) samples its clips in the test pipeline only
+    pipelines = [pipeline for split in ('train', 'test') for pipeline in (
+        ((data.get(split) or {}).get('dataset') or {}).get('pipeline'), source.get(f'{split}_pipeline'))]
     for pipeline in pipelines:
         for step in pipeline or ():
             if isinstance(step, Mapping) and step.get('type') in ('SampleFrames', 'UniformSample'):
