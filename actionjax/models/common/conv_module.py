@@ -41,10 +41,11 @@ def conv_general_dilated(lhs: jax.Array, rhs: jax.Array, window_strides: Sequenc
     * a pointwise (1x1, 1x1x1) convolution is one matrix multiply over the pixels it visits:
       XLA:CPU runs it, and above all its two gradients, as a general convolution with layout
       transposes around it (ResNet-50's 1x1 convolutions train 1.5x to 3x faster as matmuls);
+    * on CPU, a depthwise convolution (2D or 3D) is a sum of strided views times per-channel
+      weights (``_depthwise_conv``);
     * on CPU, a 3D convolution is the sum of its temporal taps' 2D convolutions, or for a stem
       one 2D convolution over the taps' frames side by side (``_conv3d_as_2d``), and a 2D
-      convolution on a small map a matmul over its patches
-      (``_im2col_conv``);
+      convolution on a small map a matmul over its patches (``_im2col_conv``);
     * on CPU, a 2D convolution of RGB input (a stem) or with more output pixels than
       ``conv_weight_grad.ROWS_PER_CHUNK`` computes its weight gradient as matmuls over row
       patches, by chunks (``conv_weight_grad.conv2d``).
@@ -100,8 +101,8 @@ def _pointwise_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int
 
 def _conv3d_as_2d(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], padding: Any,
                   precision: Any, feature_group_count: int = 1) -> jax.Array:
-    """A (kt, kh, kw) conv on (N, T, H, W, C) (grouped ones too: X3D's depthwise) as 2D convs on
-    the (N * T', H, W, C) frames each temporal tap sees.
+    """A (kt, kh, kw) conv on (N, T, H, W, C) (grouped ones too) as 2D convs on the
+    (N * T', H, W, C) frames each temporal tap sees.
 
     XLA:CPU runs 3D convolutions on a generic kernel, several times slower than its 2D ones;
     the 2D convs then take the fast paths above (1x1 as a matmul, small maps over patches).
