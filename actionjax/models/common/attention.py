@@ -105,11 +105,14 @@ add_bias.defvjp(_add_bias_fwd, _add_bias_bwd)
 def split_heads(qkv: jax.Array, num_heads: int) -> tuple[jax.Array, jax.Array, jax.Array]:
     """``(B, L, 3 * C)`` fused projections -> q, k, v of ``(B, L, heads, C / heads)``.
 
-    The channel order is torch's: q, k, v, each split into heads.
+    The channel order is torch's: q, k, v, each split into heads. A split, not three
+    indexings: its gradient is one concatenation, where indexing's is three zero-padded
+    copies summed.
     """
     b, length, channels = qkv.shape
     qkv = qkv.reshape(b, length, 3, num_heads, channels // (3 * num_heads))
-    return qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+    q, k, v = (t[:, :, 0] for t in jnp.split(qkv, 3, axis=2))
+    return q, k, v
 
 
 def merge_heads(x: jax.Array) -> jax.Array:
@@ -143,7 +146,7 @@ class TorchMultiheadAttention(nn.Module):
         else:
             q = (x @ weight[:e].T + bias[:e]).reshape(*x.shape[:2], self.num_heads, -1)
             kv = (key_value @ weight[e:].T + bias[e:]).reshape(*key_value.shape[:2], 2, self.num_heads, -1)
-            k, v = kv[:, :, 0], kv[:, :, 1]
+            k, v = (t[:, :, 0] for t in jnp.split(kv, 2, axis=2))
         rng = self.make_rng('dropout') if train and self.dropout > 0 else None
         out = attend(q, k, v, dropout_rate=self.dropout, dropout_rng=rng)
         return nn.Dense(e, bias_init=nn.initializers.zeros, name='out_proj')(merge_heads(out))
