@@ -4,7 +4,7 @@ block of logits at a time, forward and backward.
 Written whole, the logits of a video transformer are large (Swin-T's first stage at 32 x 112
 px: 64 windows x 3 heads x 392 x 392 floats, 118 MB). XLA:CPU writes them to a fresh buffer
 each step and then passes over them several times (bias, max, exp, sum, divide, and as many
-again in the backward pass), so attention runs at memory speed, 8x under its matmuls' speed.
+again in the backward pass), so attention runs at memory speed, a tenth of its matmuls' speed.
 Here a loop takes some windows (or, for one long sequence, some query rows) at a time:
 their logits stay in cache, the softmax's normalisation is applied to the output, and the
 backward pass recomputes each block's probabilities from the saved log-sum-exp instead of
