@@ -13,14 +13,23 @@ from typing import Any
 
 import flax.linen as nn
 import jax
+import numpy as np
 from flax.core import FrozenDict
 
 from actionjax.models.common.attention import trunc_normal_02
 from actionjax.models.common.drop_path import DropPath
 from actionjax.models.common.module_list import ModuleList
 
+
+def gelu(x: jax.Array) -> jax.Array:
+    """torch's ``nn.GELU()``, the exact one, in torch's form ``x / 2 * (1 + erf(x / sqrt(2)))``.
+    ``jax.nn.gelu(approximate=False)`` takes it through ``erfc``, which XLA:CPU computes
+    1.6x slower forward and backward (Swin-T's first MLP: 19 -> 11 ms forward)."""
+    return x * 0.5 * (1 + jax.lax.erf(x * np.sqrt(0.5).astype(x.dtype)))
+
+
 _ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
-    'GELU': lambda x: nn.gelu(x, approximate=False),  # torch.nn.GELU is the exact (erf) GELU
+    'GELU': gelu,
     'ReLU': nn.relu,
     'SiLU': nn.silu,
     'Swish': nn.silu,
