@@ -1,5 +1,5 @@
 """``attend``, its bias and its blocked CPU path: every attention path equals the formula,
-gradients included."""
+gradients included; and the transformers' GELU is the exact one."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from actionjax.models.common import blocked_attention as blocked_attention_module
 from actionjax.models.common.attention import _fused_attention, add_bias, attend
 from actionjax.models.common.blocked_attention import Plan, blocked_attention, plan
+from actionjax.models.common.ffn import gelu
 
 
 @pytest.fixture(autouse=True)
@@ -109,3 +110,11 @@ def test_attend_takes_blocks_for_large_logits_only(monkeypatch):
     mask = np.where(rng.random((3, 1, 7, 7)) < 0.5, 0.0, -100.0)
     np.testing.assert_allclose(attend(q, k, v, mask, scale=0.5), reference(q, k, v, (mask,), 0.5),
                                rtol=1e-12, atol=1e-12)
+
+
+def test_gelu_is_the_exact_gelu():
+    x = jnp.linspace(-8.0, 8.0, 1601)
+    np.testing.assert_allclose(gelu(x), jax.nn.gelu(x, approximate=False), rtol=0, atol=1e-15)
+    slope = jax.grad(lambda x: gelu(x).sum())(x)
+    exact_slope = jax.grad(lambda x: jax.nn.gelu(x, approximate=False).sum())(x)
+    np.testing.assert_allclose(slope, exact_slope, rtol=0, atol=1e-14)
