@@ -167,6 +167,7 @@ class _Grid:
     axis: all their rows) are sliced to ``(P, ...)``, ``P`` the step's windows."""
 
     def __init__(self, q_shape: Sequence[int], how: Plan):
+        # ``q_shape`` as ``attend`` takes the query, ``(*lead, T, N, H)``
         *self.lead, self.length, _, _ = q_shape
         self.rows, self.queries = how
         self.padded = -(-self.length // self.queries) * self.queries
