@@ -2,6 +2,7 @@
 checked by running them, not by timed tests)."""
 
 import os
+import sys
 
 import pytest
 from engine_utils import REPO, TINY_CONFIG
@@ -17,6 +18,37 @@ def test_model_benchmark_reports_compile_times_medians_and_memory(tmp_path):
     assert set(out['seconds']) == {'train/actionjax', 'inference/actionjax'}
     assert out['seconds']['train/actionjax']['median'] > 0 and out['peak_host_mb'] > 0
     assert (tmp_path / 'model.json').exists()
+
+
+# Stands in for MMAction2's interpreter: run as ``PY -c SERVER``, it ignores the server and
+# speaks its protocol, a step taking 2 ms in float32 and 1 ms under amp.
+FAKE_REFERENCE = """#!{python}
+import json, sys
+spec = json.loads(sys.stdin.readline())
+wrapper = 'AmpOptimWrapper' if spec['amp'] else 'OptimWrapper'
+assert spec['batch'] == 2 and spec['optim_wrapper']['type'] == wrapper, spec
+print('BENCH ' + json.dumps({{'ready': True, 'device': 'cpu'}}), flush=True)
+for line in sys.stdin:
+    print('BENCH ' + json.dumps({{'seconds': 0.001 if spec['amp'] else 0.002}}), flush=True)
+"""
+
+
+def test_model_benchmark_times_each_reference_precision_against_one_compile(tmp_path):
+    fake = tmp_path / 'python'
+    fake.write_text(FAKE_REFERENCE.format(python=sys.executable))
+    fake.chmod(0o755)
+    out = benchmark.main(['--what', 'model', '--config', TINY_CONFIG, '--batch', '2',
+                          '--input-shape', '2,16,16', '--repeats', '2', '--steps', '1', '--against-mmaction2',
+                          '--ref-python', str(fake), '--ref-precision', 'float32', 'amp'])
+    assert out['mmaction2']['amp'] is False and out['mmaction2-amp']['amp'] is True
+    for what in ('train', 'inference'):
+        ours = out['seconds'][f'{what}/actionjax']['median']
+        assert out['seconds'][f'{what}/mmaction2']['median'] == 0.002
+        assert out['seconds'][f'{what}/ratio-mmaction2']['median'] == pytest.approx(ours / 0.002)
+        assert out['seconds'][f'{what}/ratio-mmaction2-amp']['median'] == pytest.approx(ours / 0.001)
+        # 2 clips x 2 segments a step
+        assert out['frames_per_s'][f'{what}/mmaction2-amp'] == pytest.approx(4 / 0.001)
+        assert out['frames_per_s'][f'{what}/actionjax'] == pytest.approx(4 / ours)
 
 
 def test_model_benchmark_times_a_localizer_on_its_training_sample(tmp_path, monkeypatch):

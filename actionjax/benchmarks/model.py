@@ -14,10 +14,10 @@ forward (``predict``) on a fixed random batch of ``--batch`` samples of ``--inpu
 With ``--against-mmaction2`` the same model config and batch run in MMAction2 1.2.0 in a
 subprocess of ``--ref-python`` (or ``$MMACTION2_PYTHON``): its ``train_step`` (data
 preprocessor, forward, loss, backward, the optim wrapper's clip and SGD update) and
-``test_step``, on the GPU when its torch sees one, in float32 or, with ``--ref-amp``, in
-float16 mixed precision (``AmpOptimWrapper``, autocast inference). Rounds alternate between
-the two sides so that both see the same machine load, and the ratios (ours / theirs) are
-medians of per-round ratios. The reference venv:
+``test_step``, on the GPU when its torch sees one, in float32 and/or (``--ref-precision``)
+float16 mixed precision (``AmpOptimWrapper``, autocast inference), each in its own process.
+Rounds alternate between the sides so that all see the same machine load, and the ratios
+(ours / theirs) are medians of per-round ratios. The reference venv:
 ``python -m venv ref && ref/bin/pip install torch==2.13.0 mmengine==0.10.7 mmcv-lite==2.1.0
 mmaction2==1.2.0 importlib_metadata`` (the 1.2.0 wheel lacks ``models/localizers/drn``:
 wrap that import in ``mmaction/models/localizers/__init__.py`` in try/except).
@@ -37,6 +37,9 @@ from typing import Any
 
 import numpy as np
 
+# MMAction2's precisions, each timed in its own process under the name its results carry
+REF_PRECISIONS = {'float32': 'mmaction2', 'amp': 'mmaction2-amp'}
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--config', default='configs/tsn.py',
@@ -55,9 +58,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--no-train', action='store_true', help='time inference only')
     parser.add_argument('--against-mmaction2', action='store_true',
                         help='time MMAction2 1.2.0 too, in alternating rounds (needs --ref-python)')
-    parser.add_argument('--ref-amp', action='store_true',
-                        help="MMAction2's side in float16 mixed precision (AmpOptimWrapper, autocast "
-                             'inference; GPU only), instead of float32')
+    parser.add_argument('--ref-precision', nargs='+', choices=REF_PRECISIONS, default=['float32'],
+                        help="MMAction2's side: float32, and/or amp (float16 mixed precision: "
+                             'AmpOptimWrapper, autocast inference; GPU only); naming both times both '
+                             'against one compile of ours')
     parser.add_argument('--ref-python', default=os.environ.get('MMACTION2_PYTHON'),
                         help='Python of a venv with MMAction2 1.2.0 (default: $MMACTION2_PYTHON)')
 
@@ -173,7 +177,7 @@ model.init_weights()
 device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
 model.to(device)  # its data preprocessor moves each batch to the model's device
 if spec['amp'] and device.type != 'cuda':
-    raise SystemExit('--ref-amp needs a GPU: MMAction2 AmpOptimWrapper runs on CUDA only')
+    raise SystemExit('--ref-precision amp needs a GPU: MMAction2 AmpOptimWrapper runs on CUDA only')
 
 
 def finished():
@@ -223,6 +227,7 @@ class Theirs:
         np.save(labels_path, batch['label'])
         model = _reference_model(cfg)
         wrapper = _reference_optim_wrapper(cfg, amp) if cfg['optimizer'] is not None else None
+        self.amp = amp
         spec = dict(model=model, optim_wrapper=wrapper, imgs=imgs_path,
                     labels=labels_path, batch=int(imgs.shape[0]), amp=amp)
         self.proc = subprocess.Popen([ref_python, '-c', _REFERENCE_SERVER], stdin=subprocess.PIPE,
@@ -301,6 +306,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     from actionjax.runtime_config import load_config
 
+    if args.against_mmaction2:
+        # both sides share one GPU: JAX must not take 75% of its memory before torch starts
+        os.environ.setdefault('XLA_PYTHON_CLIENT_PREALLOCATE', 'false')
     cfg = load_config(args.config)
     if args.num_classes:
         cfg['model']['cls_head']['num_classes'] = args.num_classes
@@ -312,14 +320,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if train and cfg['optimizer'] is None:
         raise SystemExit(f'error: {args.config} has no optimizer (a test-only recipe): time its inference '
                          'with --no-train')
+    if args.against_mmaction2 and not args.ref_python:
+        raise SystemExit('error: --against-mmaction2 needs --ref-python PY or $MMACTION2_PYTHON '
+                         '(a venv with MMAction2 1.2.0; see python -m actionjax.benchmark --help)')
     ours = Ours(cfg, batch, train, args.dtype)
-    theirs = None
+    theirs: dict[str, Theirs] = {}
     if args.against_mmaction2:
-        if not args.ref_python:
-            raise SystemExit('error: --against-mmaction2 needs --ref-python PY or $MMACTION2_PYTHON '
-                             '(a venv with MMAction2 1.2.0; see python -m actionjax.benchmark --help)')
-        theirs = Theirs(args.ref_python, cfg, batch, tempfile.mkdtemp(prefix='actionjax_bench_'),
-                        amp=args.ref_amp)
+        for precision in dict.fromkeys(args.ref_precision):
+            theirs[REF_PRECISIONS[precision]] = Theirs(
+                args.ref_python, cfg, batch, tempfile.mkdtemp(prefix='actionjax_bench_'),
+                amp=precision == 'amp')
 
     times: dict[str, list[float]] = {}
     whats = (['train'] if train else []) + ['inference']
@@ -331,34 +341,39 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ours_step(1)
             ours_s = ours_step(args.steps)
             times.setdefault(f'{what}/actionjax', []).append(ours_s)
-            if theirs:
+            for name, reference in theirs.items():
                 their_what = 'train' if what == 'train' else 'test'
-                theirs.time(their_what, 1)
-                theirs_s = theirs.time(their_what, args.steps)
-                times.setdefault(f'{what}/mmaction2', []).append(theirs_s)
-                times.setdefault(f'{what}/ratio', []).append(ours_s / theirs_s)
-    if theirs:
-        theirs.close()
+                reference.time(their_what, 1)
+                theirs_s = reference.time(their_what, args.steps)
+                times.setdefault(f'{what}/{name}', []).append(theirs_s)
+                times.setdefault(f'{what}/ratio-{name}', []).append(ours_s / theirs_s)
+    for reference in theirs.values():
+        reference.close()
 
+    # frames per step: a recognizer's imgs are (N, V, [T,] H, W, C); a localizer's sample counts as one
+    frames = int(np.prod(batch['imgs'].shape[:-3])) if 'imgs' in batch else args.batch
+    medians = {k: statistics.median(v) for k, v in times.items() if '/ratio' not in k}
     results: dict[str, Any] = {
         'config': args.config, 'batch': list(batch['imgs'].shape) if 'imgs' in batch else
         {key: list(value.shape) for key, value in batch.items()}, 'dtype': args.dtype,
         'device': f'{jax.device_count()} x {jax.devices()[0].device_kind}',
         'compile_s': ours.compile_s, 'seconds': {k: _spread(v) for k, v in times.items()},
-        'samples_per_s': {k.split('/')[0]: args.batch / statistics.median(v)
-                          for k, v in times.items() if k.endswith('/actionjax')},
+        'samples_per_s': {k: args.batch / median for k, median in medians.items()},
+        'frames_per_s': {k: frames / median for k, median in medians.items()},
         'peak_host_mb': _peak_host_mb(), 'peak_device_mb': _peak_device_mb(),
     }
-    if theirs:
-        results['mmaction2'] = dict(theirs.info, amp=args.ref_amp)
+    for name, reference in theirs.items():
+        results[name] = dict(reference.info, amp=reference.amp)
     print(f'{args.config}: batch {results["batch"]} {args.dtype} on {results["device"]}; '
           f'medians of {args.repeats} rounds x {args.steps} steps')
     for name, seconds in ours.compile_s.items():
         print(f'  compile {name:<10} {seconds:8.2f} s')
     for key, spread in results['seconds'].items():
-        unit = '' if key.endswith('ratio') else ' s'
-        print(f'  {key:<22} {spread["median"]:8.4f}{unit}  '
+        unit = '' if '/ratio' in key else ' s'
+        print(f'  {key:<30} {spread["median"]:8.4f}{unit}  '
               f'(min {spread["min"]:.4f}, max {spread["max"]:.4f})')
+    for key, fps in results['frames_per_s'].items():
+        print(f'  {key:<30} {fps:8.1f} frames/s')
     print(f'  peak host memory {results["peak_host_mb"]:.0f} MB'
           + (f', device {results["peak_device_mb"]:.0f} MB' if results['peak_device_mb'] else ''))
     sys.stdout.flush()
