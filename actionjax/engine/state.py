@@ -28,8 +28,11 @@ class TrainState:
     def create(cls, variables: dict, tx: optax.GradientTransformation, rng: jax.Array) -> TrainState:
         """A fresh state at step 0 for model ``variables`` ({'params', 'batch_stats'})."""
         params = variables['params']
+        # jitted: run eagerly, each distinct shape's zeros compiles an op of its own
+        # (ResNet-50's SGD: 2.3 s, against 0.7 s for the whole init compiled)
+        opt_state = jax.jit(tx.init)(params)
         return cls(step=jnp.zeros((), jnp.int32), params=params,
-                   batch_stats=variables.get('batch_stats', {}), opt_state=tx.init(params), rng=rng)
+                   batch_stats=variables.get('batch_stats', {}), opt_state=opt_state, rng=rng)
 
     @property
     def variables(self) -> dict:
