@@ -205,6 +205,8 @@ def train(cfg: Any, work_dir: str, *, timestamp: str, validate: bool = True, res
         val = Validation(val_data, val_set, build_metrics(cfg.val_metrics, 'val_metrics', cfg.model))
     logger.info(f'train: {train_set!r}, {len(train_data)} iterations per epoch'
                 + (f'; val: {val.dataset!r}' if val is not None else ''))
+    if not resume_from:  # a resumed loader moves to its checkpoint's position first
+        train_data.start_prefetch()  # the workers start while the model is built and compiled
 
     # Model and its initial variables: init, then pretrained backbone, then --load-from.
     logger.info('building the model and initialising its variables')

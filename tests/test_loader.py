@@ -6,6 +6,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -157,6 +158,37 @@ def test_workers_give_the_same_batches_and_report(data, reference):
         assert_same_batches(list(loader), epoch0)
         assert loader.last_report == report0  # failures travel from the workers with the batches
         assert_same_batches([next(iter(loader))], epoch1[:1])  # the next epoch continues seamlessly
+
+
+class MarkingDataset(VideoDataset):
+    """Touches ``marker`` whenever it prepares a sample: shows when the workers began."""
+
+    def __init__(self, *args, marker, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.marker = marker
+
+    def prepare(self, index, rng):
+        open(self.marker, 'a').close()
+        return super().prepare(index, rng)
+
+
+def test_start_prefetch_starts_the_workers_before_the_first_batch(data, reference, tmp_path):
+    epoch0, _, _ = reference
+    marker = tmp_path / 'prepared'
+    marking = MarkingDataset(str(data / 'train_list.txt'), PIPELINE, data_prefix=str(data / 'videos'),
+                             marker=str(marker))
+    with build_dataloader(marking, batch_size=4, num_workers=2, shuffle=True, seed=0, drop_last=True,
+                          shard_index=0, shard_count=1) as loader:
+        loader.start_prefetch()
+        loader.start_prefetch()  # idempotent
+        deadline = time.monotonic() + 120
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert marker.exists(), 'no worker prepared a sample before the first batch was asked for'
+        assert_same_batches(list(loader), epoch0)
+    with train_loader(data) as loader:
+        loader.start_prefetch()  # no workers: nothing to start, the same batches
+        assert_same_batches(list(loader), epoch0)
 
 
 KILL_SCRIPT = '''

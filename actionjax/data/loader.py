@@ -51,6 +51,9 @@ evaluates. The engine loop::
                 if time_to_save:
                     save(state, loader=loader.get_state(pending=batches.pending))
 
+``start_prefetch()`` starts the workers before the first batch is asked for (the
+engine calls it before building the model).
+
 ``get_state(pending=0)`` returns a JSON-able dict ``{'epoch', 'next_batch', ...}``:
 batches ``0 .. next_batch - 1`` of ``epoch`` have been consumed. ``pending`` is the
 number of batches taken from the loader but not trained on yet (device prefetch), so a
@@ -362,6 +365,21 @@ class DataLoader:
         if (epoch, 0) != (self._epoch, self._position):
             self._epoch, self._position = epoch, 0
             self._reset_counts()
+
+    def start_prefetch(self) -> None:
+        """Start the workers on the next batches now rather than at the first ``next``.
+
+        A worker takes seconds to start (imports, the pipeline); a caller with other work to
+        do first, such as building and compiling a model, hides that time behind it.
+        """
+        g = self._epoch * len(self) + self._position
+        if self.num_workers == 0 or (self._stream is not None and self._stream_next == g):
+            return
+        self._open_stream(g)
+        # grain's mp_prefetch interleaves one iterator per worker and makes them on first use:
+        # get_state() makes them, start_prefetch() starts their processes
+        self._stream.get_state()
+        self._stream.start_prefetch()
 
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
         num_batches = len(self)
