@@ -8,7 +8,7 @@ forward (``predict``) on a fixed random batch of ``--batch`` samples of ``--inpu
 * compile time of the train step (``lower`` + ``compile``) and of inference;
 * train-step and inference seconds: medians over ``--repeats`` rounds of ``--steps``
   steps (each round after one untimed step), with the spread (min and max of the rounds),
-  samples/s;
+  samples/s and frames/s (a clip's V x T frames per sample), for each side;
 * peak host memory (RSS) and, where the backend reports it, peak device memory.
 
 With ``--against-mmaction2`` the same model config and batch run in MMAction2 1.2.0 in a
