@@ -372,21 +372,16 @@ class DataLoader:
         A worker takes seconds to start (imports, the pipeline); a caller with other work to
         do first, such as building and compiling a model, hides that time behind it.
         """
-        g = self._epoch * len(self) + self._position
-        if self.num_workers == 0 or (self._stream is not None and self._stream_next == g):
+        if self.num_workers == 0 or not self._stream_at_position():
             return
-        self._open_stream(g)
         # grain's mp_prefetch interleaves one iterator per worker and makes them on first use:
         # get_state() makes them, start_prefetch() starts their processes
         self._stream.get_state()
         self._stream.start_prefetch()
 
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
-        num_batches = len(self)
-        while self._position < num_batches:
-            g = self._epoch * num_batches + self._position
-            if self._stream is None or self._stream_next != g:
-                self._open_stream(g)
+        while self._position < len(self):
+            self._stream_at_position()
             try:
                 raw = next(self._stream)
             except Exception as err:
@@ -477,6 +472,15 @@ class DataLoader:
         self._restarts_here = 0
         # (replaced, number of bad files) after each position of this epoch, for get_state(pending)
         self._counts_at: dict[int, tuple[int, int]] = {self._position: (0, 0)}
+
+    def _stream_at_position(self) -> bool:
+        """Make the open stream yield this loader's next batch: keep it if it is there, else
+        open one that starts there. True when a stream was opened."""
+        g = self._epoch * len(self) + self._position  # the global batch number
+        if self._stream is not None and self._stream_next == g:
+            return False
+        self._open_stream(g)
+        return True
 
     def _open_stream(self, start: int) -> None:
         """A grain pipeline producing global batches ``start, start + 1, ...`` in order."""
