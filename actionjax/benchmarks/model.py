@@ -341,8 +341,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ours_step(1)
             ours_s = ours_step(args.steps)
             times.setdefault(f'{what}/actionjax', []).append(ours_s)
+            their_what = 'train' if what == 'train' else 'test'
             for name, reference in theirs.items():
-                their_what = 'train' if what == 'train' else 'test'
                 reference.time(their_what, 1)
                 theirs_s = reference.time(their_what, args.steps)
                 times.setdefault(f'{what}/{name}', []).append(theirs_s)

@@ -6,8 +6,8 @@ On GPUs and TPUs, with no attention dropout, ``attend`` is one
 XLA's attention: jax does not choose cuDNN's fused kernel by itself, and that kernel takes
 float16/bfloat16 only and limits bias shapes (choosing it waits for a GPU to measure on).
 On CPU it is two einsums and a softmax: XLA:CPU runs that 1.4x (Swin's 392-token
-windows) to 1.8x (a 1568-token ViT) faster than ``dot_product_attention`` for forward plus backward; where the
-logits are large, the same computed one cache-sized block at a time
+windows) to 1.8x (a 1568-token ViT) faster than ``dot_product_attention`` for forward
+plus backward; where the logits are large, the same computed one cache-sized block at a time
 (``blocked_attention.py``: Swin-T's train step 1.2x, its inference 1.4x faster). Attention
 dropout (``attn_drop > 0`` in training; MMAction2's recipes leave it at 0) needs the
 probabilities themselves and takes the plain einsums on any device, and so does float64 on
