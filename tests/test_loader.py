@@ -41,15 +41,16 @@ def data(tmp_path_factory):
     return data
 
 
-def dataset(data, test_mode=False):
-    return VideoDataset(str(data / 'train_list.txt'), PIPELINE, data_prefix=str(data / 'videos'),
-                        test_mode=test_mode)
+def dataset(data, test_mode=False, dataset_type=VideoDataset, **extra):
+    return dataset_type(str(data / 'train_list.txt'), PIPELINE, data_prefix=str(data / 'videos'),
+                        test_mode=test_mode, **extra)
 
 
-def train_loader(data, num_workers=0, **kwargs):
+def train_loader(data, num_workers=0, source=None, **kwargs):
+    """The training loader over ``source`` (default: ``dataset(data)``)."""
     defaults = dict(batch_size=4, shuffle=True, seed=0, drop_last=True, shard_index=0, shard_count=1)
     kwargs = dict(defaults, **kwargs)
-    return build_dataloader(dataset(data), num_workers=num_workers, **kwargs)
+    return build_dataloader(source or dataset(data), num_workers=num_workers, **kwargs)
 
 
 def assert_same_batches(got, want):
@@ -175,10 +176,8 @@ class MarkingDataset(VideoDataset):
 def test_start_prefetch_starts_the_workers_before_the_first_batch(data, reference, tmp_path):
     epoch0, _, _ = reference
     marker = tmp_path / 'prepared'
-    marking = MarkingDataset(str(data / 'train_list.txt'), PIPELINE, data_prefix=str(data / 'videos'),
-                             marker=str(marker))
-    with build_dataloader(marking, batch_size=4, num_workers=2, shuffle=True, seed=0, drop_last=True,
-                          shard_index=0, shard_count=1) as loader:
+    marking = dataset(data, dataset_type=MarkingDataset, marker=str(marker))
+    with train_loader(data, num_workers=2, source=marking) as loader:
         loader.start_prefetch()
         loader.start_prefetch()  # idempotent
         deadline = time.monotonic() + 120
