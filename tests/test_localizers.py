@@ -19,9 +19,9 @@ import pytest
 from actionjax.models.localizers import build_localizer
 from actionjax.models.localizers.bmn import bm_mask
 from actionjax.models.localizers.labels import bmn_targets, tem_targets
-from actionjax.models.localizers.proposals import bmn_candidates, soft_nms
 from actionjax.models.losses import BMNLoss
 from actionjax.models.losses.bmn_loss import pem_sample_weights
+from actionjax.proposals import bmn_candidates, soft_nms
 from actionjax.registry import LOSSES
 from convert import mmaction2 as mm
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from actionjax.data.datasets import BaseDataset
 from actionjax.data.pipelines.rng import get_rng
-from actionjax.models.localizers.proposals import temporal_iou
+from actionjax.proposals import temporal_iou
 from actionjax.registry import DATASETS
 
 

@@ -34,7 +34,7 @@ import numpy as np
 
 from actionjax.data.activitynet import video_info
 from actionjax.metrics.proposal_recall import DEFAULT_TIOU_THRESHOLDS, average_recall_at_avg_proposals
-from actionjax.models.localizers.proposals import proposal_list
+from actionjax.proposals import proposal_list
 from actionjax.registry import METRICS
 
 # Batch entries the metric never needs (the models' inputs): not kept between batches.

@@ -23,7 +23,7 @@ import numpy as np
 
 from actionjax.data.ssn import load_localize_proposal_file
 from actionjax.models.heads.ssn_head import stpp_test_pool
-from actionjax.models.localizers.proposals import temporal_iou
+from actionjax.proposals import temporal_iou
 from actionjax.registry import METRICS
 
 THUMOS14_TIOU = np.arange(0.1, 1.0, .1)

@@ -24,7 +24,7 @@ import flax.linen as nn
 import numpy as np
 
 from actionjax.models.builder import build_module
-from actionjax.models.localizers.proposals import proposal_list
+from actionjax.proposals import proposal_list
 from actionjax.registry import LOCALIZERS
 
 

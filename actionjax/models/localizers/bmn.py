@@ -32,7 +32,7 @@ from actionjax.models.common.sequential import Conv, Sequential
 from actionjax.models.common.torch_init import torch_bias_init, torch_kernel_init
 from actionjax.models.localizers.base import BaseLocalizer
 from actionjax.models.localizers.labels import bmn_targets
-from actionjax.models.localizers.proposals import bmn_candidates, select_proposals
+from actionjax.proposals import bmn_candidates, select_proposals
 from actionjax.registry import LOCALIZERS
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from actionjax.models.localizers.proposals import peaks, temporal_iop, temporal_iou
+from actionjax.proposals import peaks, temporal_iop, temporal_iou
 
 PROPOSAL_HEADER = 'tmin,tmax,tmin_score,tmax_score,score,match_iou,match_ioa'
 

@@ -22,7 +22,7 @@ import numpy as np
 from actionjax.models.common.torch_init import torch_bias_init, torch_kernel_init
 from actionjax.models.localizers.base import BaseLocalizer
 from actionjax.models.localizers.labels import instance_mask
-from actionjax.models.localizers.proposals import select_proposals
+from actionjax.proposals import select_proposals
 from actionjax.registry import LOCALIZERS
 
 
