@@ -212,7 +212,7 @@ def train(cfg: Any, work_dir: str, *, timestamp: str, validate: bool = True, res
     logger.info('building the model and initialising its variables')
     model = build_model(cfg)
     sample = build.sample_batch(train_set)
-    variables = build.init_variables(model, sample, seed)
+    variables = build.init_variables(model, sample, seed, cache_key=loop.trace_key)
     num_params = sum(np.size(x) for x in jax.tree.leaves(variables['params']))
     logger.info(f'model: {type(model).__name__} with {num_params:,} parameters')
     variables = build.load_pretrained(variables, cfg)

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 import pytest
-from engine_utils import REPO, TINY_CONFIG, json_records, tiny_workspace
+from engine_utils import REPO, TINY_CONFIG, json_records, run_module, tiny_workspace
 
 from actionjax import train
 from actionjax.config import Config
@@ -53,6 +53,31 @@ def test_train_writes_config_logs_checkpoints_and_evaluates(workspace, monkeypat
     saved = read_variables('wd/epoch_2')['params']
     np.testing.assert_array_equal(saved['cls_head']['fc_cls']['kernel'],
                                   np.asarray(out['state'].params['cls_head']['fc_cls']['kernel']))
+
+
+def test_a_second_launch_runs_the_stored_traces_and_trains_the_same(workspace, tmp_path):
+    """The init, train and eval steps a launch traces are stored with the compiled programs;
+    the next launch of the same config (in another work dir) loads them (the files are not
+    written again) and trains to the same numbers, and a changed config traces its own."""
+    cache = str(tmp_path / 'cache')
+    traced = os.path.join(cache, 'traced')
+
+    def launch(name: str, *args: str) -> tuple[list, dict]:
+        run_module('actionjax.train', ['--config', TINY_CONFIG, '--work-dir', str(tmp_path / name), *args],
+                   cwd=workspace, ACTIONJAX_CACHE_DIR=cache)
+        losses = [r['loss'] for r in json_records(str(tmp_path / name))]
+        return losses, {f: os.stat(os.path.join(traced, f)).st_mtime_ns for f in os.listdir(traced)}
+
+    first, stored = launch('first')
+    assert len(stored) == 3  # init, train step, eval step
+    second, loaded = launch('second')
+    assert loaded == stored, 'the second launch traced and stored its steps again'
+    assert second == first
+    # the seed reaches the stored init as an argument: same programs, other numbers
+    reseeded, loaded = launch('other_seed', '--seed', '1')
+    assert loaded == stored and reseeded[0] != first[0]
+    other, more = launch('other_lr', '--cfg-options', 'optimizer.lr=0.05')
+    assert len(more) == 6 and other[0] == first[0] and other[1:] != first[1:]
 
 
 def mmaction2_1x_config(path: str) -> None:

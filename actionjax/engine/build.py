@@ -75,18 +75,23 @@ def eval_data(cfg: Mapping[str, Any], dataset: Any, batch_size: int, split: str)
                             shuffle=False, drop_last=False)
 
 
-def init_variables(model: Any, sample: Mapping[str, np.ndarray], seed: int) -> dict:
+def init_variables(model: Any, sample: Mapping[str, np.ndarray], seed: int,
+                   cache_key: str | None = None) -> dict:
     """``model.init`` through ``predict`` on a one-sample batch, as plain dicts
     ``{'params', 'batch_stats'}``; works for any model kind.
 
-    Floating variables come out in the model's parameter dtype (``model_variables``).
+    Floating variables come out in the model's parameter dtype (``model_variables``). With
+    ``cache_key`` (the config the model was built from) the traced init is kept on disk for
+    the next launch (``trace_cache.cached_jit``).
     """
+    from actionjax.engine.trace_cache import cached_jit
     from actionjax.precision import check_dtype
 
     check_dtype(getattr(model, 'dtype', None))  # before init, which would run in float32
     k_params, k_dropout = jax.random.split(jax.random.PRNGKey(seed))
-    rngs = {'params': k_params, 'dropout': k_dropout}
-    variables = jax.jit(lambda x: model.init(rngs, x, method='predict'))(dict(sample))
+    # the keys are arguments, not constants: one program serves every seed
+    init = cached_jit(lambda rngs, x: model.init(rngs, x, method='predict'), cache_key)
+    variables = init({'params': k_params, 'dropout': k_dropout}, dict(sample))
     variables = jax.tree.map(np.asarray, dict(variables))
     variables.setdefault('batch_stats', {})
     return model_variables(model, variables)

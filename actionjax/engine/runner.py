@@ -79,18 +79,23 @@ class LoopConfig:
     rule: str | None
     checkpoint: dict
     config_text: str = ''
+    trace_key: str | None = None  # what the traced steps are stored under (trace_cache)
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], work_dir: str) -> LoopConfig:
-        from actionjax.config import ConfigKeyError
+        from actionjax.config import Config, ConfigKeyError
         from actionjax.runtime_config import NO_RUN_LENGTH
 
         if cfg['train_loop'] is None:
             raise ConfigKeyError(NO_RUN_LENGTH)
         source = getattr(cfg, 'source', None) or cfg
+        # The traced init and steps depend on all of the config but the run's work dir and seed
+        # (seeds reach them as arguments), so a launch elsewhere or with another seed loads them.
+        traced_from = {k: v for k, v in source.items() if k not in ('work_dir', 'seed')}
         return cls(work_dir=work_dir, **cfg['train_loop'], log_interval=cfg['log']['interval'],
                    save_best=cfg['save_best'], rule=cfg['rule'], checkpoint=dict(cfg['checkpoint']),
-                   config_text=getattr(source, 'pretty_text', ''))
+                   config_text=getattr(source, 'pretty_text', ''),
+                   trace_key=Config(traced_from).pretty_text if hasattr(source, 'pretty_text') else None)
 
     def total_iters(self, iters_per_epoch: int) -> int:
         return self.max_epochs * iters_per_epoch if self.by_epoch else self.max_iters
@@ -147,8 +152,12 @@ def run_training(model: Any, tx: Any, state: TrainState, train_data: EpochData, 
     state = jax.device_put(state, state_sharding)
     global_iter = epoch * iters_per_epoch + inner
 
-    train_step = make_train_step(model, tx, state_sharding, batch_sharding)
-    eval_step = make_eval_step(model, state_sharding, batch_sharding) if val is not None else None
+    # The config (and for the optimizer's schedules, the run's length) fixes the traced steps,
+    # which a later launch can then load (trace_cache); without a config, they are traced anew.
+    train_key = loop.trace_key and f'{loop.trace_key}\n{max_iters} iterations, {iters_per_epoch} per epoch'
+    train_step = make_train_step(model, tx, state_sharding, batch_sharding, cache_key=train_key)
+    eval_step = (make_eval_step(model, state_sharding, batch_sharding, cache_key=loop.trace_key)
+                 if val is not None else None)
     timer = _Timer(max_iters)
 
     def meta_for(epoch_done: int, inner_done: int) -> dict:

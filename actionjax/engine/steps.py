@@ -29,6 +29,7 @@ import optax
 from jax.sharding import NamedSharding
 
 from actionjax.engine.state import TrainState
+from actionjax.engine.trace_cache import cached_jit
 from actionjax.optim import current_hyperparams
 from actionjax.precision import cast_floating, compute_dtype
 
@@ -62,13 +63,15 @@ def applied_hyperparams(opt_state: Any) -> Metrics:
 def make_train_step(model: Any, tx: optax.GradientTransformation,
                     state_sharding: NamedSharding | None = None,
                     batch_sharding: NamedSharding | None = None,
-                    rng_names: tuple[str, ...] = ('dropout',)) -> Callable[[TrainState, Batch],
-                                                                          tuple[TrainState, Metrics]]:
+                    rng_names: tuple[str, ...] = ('dropout',), cache_key: str | None = None
+                    ) -> Callable[[TrainState, Batch], tuple[TrainState, Metrics]]:
     """``train_step(state, batch) -> (state, metrics)`` under jit, donating ``state``.
 
     Metrics are device scalars the loop fetches only when it logs: every entry of the
     model's ``loss`` (losses and accuracies), ``loss`` (their total), and the lr and
-    momentum each param group used in this step.
+    momentum each param group used in this step. With ``cache_key`` (what the model and
+    optimizer were built from: the config, the schedule's length) the traced step is kept on
+    disk for the next launch (``trace_cache.cached_jit``).
     """
 
     def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, Metrics]:
@@ -92,17 +95,20 @@ def make_train_step(model: Any, tx: optax.GradientTransformation,
         return new_state, metrics
 
     if state_sharding is None:
-        return jax.jit(train_step, donate_argnums=(0,))
+        return cached_jit(train_step, cache_key, donate_argnums=(0,))
     replicated = NamedSharding(state_sharding.mesh, jax.sharding.PartitionSpec())
-    return jax.jit(train_step, donate_argnums=(0,), in_shardings=(state_sharding, batch_sharding),
-                   out_shardings=(state_sharding, replicated))
+    return cached_jit(train_step, cache_key, donate_argnums=(0,),
+                      in_shardings=(state_sharding, batch_sharding),
+                      out_shardings=(state_sharding, replicated))
 
 
 def make_eval_step(model: Any, state_sharding: NamedSharding | None = None,
-                   batch_sharding: NamedSharding | None = None) -> Callable[[dict, Batch], dict]:
+                   batch_sharding: NamedSharding | None = None, cache_key: str | None = None
+                   ) -> Callable[[dict, Batch], dict]:
     """``eval_step(variables, batch) -> predictions`` under jit: the model's ``predict``.
 
-    The predictions keep the batch sharding; the caller gathers them to the host.
+    The predictions keep the batch sharding; the caller gathers them to the host. With
+    ``cache_key`` (the config the model was built from) the traced step is kept on disk.
     """
 
     def eval_step(variables: dict, batch: Batch) -> dict:
@@ -110,5 +116,6 @@ def make_eval_step(model: Any, state_sharding: NamedSharding | None = None,
         return model.apply(variables, batch, method='predict')
 
     if state_sharding is None:
-        return jax.jit(eval_step)
-    return jax.jit(eval_step, in_shardings=(state_sharding, batch_sharding), out_shardings=batch_sharding)
+        return cached_jit(eval_step, cache_key)
+    return cached_jit(eval_step, cache_key, in_shardings=(state_sharding, batch_sharding),
+                      out_shardings=batch_sharding)
