@@ -57,14 +57,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from actionjax.benchmarks.model import _sample_shape
     from actionjax.data import build_dataloader
     from actionjax.engine import build
+    from actionjax.engine.compile_cache import enable_compilation_cache
     from actionjax.engine.logger import RunLogger, setup_logger
-    from actionjax.engine.runner import LoopConfig, run_training
+    from actionjax.engine.runner import LoopConfig, run_training, trace_key
     from actionjax.engine.sharding import batch_sharded, make_mesh, replicated, to_device
     from actionjax.engine.state import TrainState
     from actionjax.engine.steps import make_train_step
     from actionjax.models import build_model
     from actionjax.runtime_config import load_config
 
+    enable_compilation_cache()  # the loop runs its train step as actionjax.train does: from the caches
     cfg = load_config(args.config)
     shape = _sample_shape(cfg, args.input_shape)
     data = _Clips(args.batch * args.iters, shape, cfg['model']['cls_head']['num_classes'])
@@ -89,7 +91,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             work_dir = tempfile.mkdtemp(prefix='actionjax_loop_')
             loop = LoopConfig(work_dir=work_dir, by_epoch=True, max_epochs=args.epochs, max_iters=None,
                               val_interval=0, val_begin=1, log_interval=args.iters, save_best=None, rule=None,
-                              checkpoint=dict(interval=args.epochs + 1, save_last=False))
+                              checkpoint=dict(interval=args.epochs + 1, save_last=False),
+                              trace_key=trace_key(cfg))
             run_log = RunLogger(work_dir, 'loop', False, logger)
             state = TrainState.create(variables, tx, jax.random.PRNGKey(0))
             try:

@@ -3,7 +3,7 @@
 XLA compiles each jitted step once per input shape (a TSN-R50 train step: about 10 s on
 two CPU cores). JAX can keep the compiled programs on disk and reuse them when a later
 process compiles the same program with the same jax, backend and flags. Every command
-(train, test, demo, benchmark) turns the cache on; it is user-wide, so a test run after a
+(train, test, demo) turns the cache on; it is user-wide, so a test run after a
 training run, or a resumed run, reuses the training run's programs.
 """
 

@@ -83,22 +83,31 @@ class LoopConfig:
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], work_dir: str) -> LoopConfig:
-        from actionjax.config import Config, ConfigKeyError
+        from actionjax.config import ConfigKeyError
         from actionjax.runtime_config import NO_RUN_LENGTH
 
         if cfg['train_loop'] is None:
             raise ConfigKeyError(NO_RUN_LENGTH)
         source = getattr(cfg, 'source', None) or cfg
-        # The traced init and steps depend on all of the config but the run's work dir and seed
-        # (seeds reach them as arguments), so a launch elsewhere or with another seed loads them.
-        traced_from = {k: v for k, v in source.items() if k not in ('work_dir', 'seed')}
         return cls(work_dir=work_dir, **cfg['train_loop'], log_interval=cfg['log']['interval'],
                    save_best=cfg['save_best'], rule=cfg['rule'], checkpoint=dict(cfg['checkpoint']),
-                   config_text=getattr(source, 'pretty_text', ''),
-                   trace_key=Config(traced_from).pretty_text if hasattr(source, 'pretty_text') else None)
+                   config_text=getattr(source, 'pretty_text', ''), trace_key=trace_key(cfg))
 
     def total_iters(self, iters_per_epoch: int) -> int:
         return self.max_epochs * iters_per_epoch if self.by_epoch else self.max_iters
+
+
+def trace_key(cfg: Mapping[str, Any]) -> str | None:
+    """What a run's traced init and steps are stored under (``trace_cache``): its file config,
+    all of it but the work dir and seed, which no traced step reads (seeds reach them as
+    arguments), so a launch elsewhere or with another seed loads them. None for a config that
+    did not come from a file."""
+    from actionjax.config import Config
+
+    source = getattr(cfg, 'source', None) or cfg
+    if not isinstance(source, Config):
+        return None
+    return Config({k: v for k, v in source.items() if k not in ('work_dir', 'seed')}).pretty_text
 
 
 class NonFiniteLossError(FloatingPointError):
