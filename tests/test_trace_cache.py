@@ -93,6 +93,14 @@ def test_a_damaged_program_is_exported_again(tmp_path):
     assert len(TRACES) == 2 and equal(out, plain(state(), batch()))
 
 
+def test_a_folder_it_cannot_write_costs_only_the_stored_trace(tmp_path, caplog):
+    not_a_folder = tmp_path / 'a_file'
+    not_a_folder.write_text('')
+    out = cached_jit(make_step(), 'config A', folder=str(not_a_folder))(state(), batch())
+    assert equal(out, plain(state(), batch()))
+    assert 'could not store the traced step' in caplog.text
+
+
 def test_a_step_export_cannot_take_runs_as_plain_jit(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger='actionjax'):
         out = cached_jit(step_with_callback, 'config A', folder=str(tmp_path))(state(), batch())

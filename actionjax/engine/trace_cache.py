@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import logging
 import os
 import pickle
@@ -77,8 +78,7 @@ def _stored_program(jitted: Callable, args: tuple, donated: set[int], path: str
     """The program stored at ``path`` (exported and stored first when there is none) as a
     jitted function of the arguments' leaves, with the tree its output leaves form; None when
     ``jitted`` cannot be exported."""
-    leaves_per_arg = [len(jax.tree.leaves(a)) for a in args]
-    starts = np.cumsum([0] + leaves_per_arg)
+    starts = [0, *itertools.accumulate(len(jax.tree.leaves(a)) for a in args)]
     donate = tuple(i for a in sorted(donated) for i in range(starts[a], starts[a + 1]))
     try:
         with open(path, 'rb') as f:
@@ -90,7 +90,10 @@ def _stored_program(jitted: Callable, args: tuple, donated: set[int], path: str
         except Exception as e:  # noqa: BLE001 (plain jit then; it raises any error of the step itself)
             logger.info(f'the step runs without a stored trace: jax.export cannot take it ({e})')
             return None
-        _write_atomically(path, pickle.dumps((serialized, out_tree)))
+        try:
+            _write_atomically(path, pickle.dumps((serialized, out_tree)))
+        except OSError as e:  # a read-only or full disk costs the next launch its trace, no more
+            logger.warning(f'could not store the traced step in {os.path.dirname(path)}: {e}')
         # this launch runs the program as deserialized too, so the next one compiles the same
         exported = jax.export.deserialize(bytearray(serialized))
     return jax.jit(exported.call, donate_argnums=donate), out_tree
