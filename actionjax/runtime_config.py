@@ -28,7 +28,8 @@ filled in (``DEFAULTS`` is their one home)::
 A file that gives one meaning under both generations' keys is an error naming both; a
 key nothing reads that looks like a typo of a known key is reported with that key. A
 model-only config (for inference or conversion) has ``optimizer`` and ``train_loop`` None;
-training then stops with ``NO_OPTIMIZER`` / ``NO_RUN_LENGTH``.
+training then stops with ``NO_OPTIMIZER`` / ``NO_RUN_LENGTH``. ``sample_shape`` reads an
+input shape for the model from the pipelines, for the tools that trace a model abstractly.
 """
 
 from __future__ import annotations
@@ -391,6 +392,37 @@ def data_config(cfg: Mapping[str, Any]) -> dict:
                           batch_size=int(DEFAULTS['batch_size'] if batch is None else batch),
                           num_workers=int(DEFAULTS['num_workers'] if workers is None else workers))
     return out
+
+
+def sample_shape(cfg: Mapping[str, Any], size: int = 224) -> tuple[int, ...]:
+    """An input shape for the config's model: ``(1, V, H, W, 3)``, 3D: ``(1, V, T, H, W, 3)``.
+
+    V and T come from the first ``SampleFrames`` (or ``UniformSample``) of the training
+    pipeline (of the test pipeline in a test-only recipe), else from the model's
+    ``num_segments``; only the structure matters (the trace is abstract).
+    """
+    model = cfg.get('model', {})
+    frames = None
+    data, source = data_config(cfg), getattr(cfg, 'source', None) or cfg
+    # a test-only recipe (X3D, VideoMAE) samples its clips in the test pipeline only
+    pipelines = [pipeline for split in ('train', 'test') for pipeline in (
+        ((data.get(split) or {}).get('dataset') or {}).get('pipeline'), source.get(f'{split}_pipeline'))]
+    for pipeline in pipelines:
+        for step in pipeline or ():
+            if isinstance(step, Mapping) and step.get('type') in ('SampleFrames', 'UniformSample'):
+                frames = step
+                break
+        if frames:
+            break
+    clips = (frames or {}).get('num_clips')
+    clip_len = (frames or {}).get('clip_len', 1)
+    if model.get('type') == 'Recognizer3D':
+        return (1, clips or 1, clip_len, size, size, 3)
+    if clips is None:
+        segments = [part.get('num_segments') for part in (model.get('backbone'), model.get('cls_head'))
+                    if isinstance(part, Mapping)]
+        clips = next((s for s in segments if s), 8)
+    return (1, clips * clip_len, size, size, 3)
 
 
 def _without_normalize(node: Any) -> Any:

@@ -34,6 +34,7 @@ from actionjax.optim import (
 from actionjax.optim.constructors import build_constructor
 from actionjax.optim.param_info import describe_model
 from actionjax.registry import OPTIMIZER_BUILDERS, OPTIMIZERS, RegistryError
+from actionjax.runtime_config import sample_shape
 from actionjax.tools import param_groups
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -392,8 +393,8 @@ def test_sample_shape_and_table(tmp_path):
         "                 constructor='TSMOptimizerConstructor', paramwise_cfg=dict(fc_lr5=True))\n"
         "train_pipeline = [dict(type='SampleFrames', clip_len=1, frame_interval=1, num_clips=8)]\n")
     cfg = Config.fromfile(str(config))
-    assert param_groups.sample_shape(cfg) == (1, 8, 224, 224, 3)
-    assert param_groups.sample_shape(dict(model=dict(type='Recognizer3D'))) == (1, 1, 1, 224, 224, 3)
+    assert sample_shape(cfg) == (1, 8, 224, 224, 3)
+    assert sample_shape(dict(model=dict(type='Recognizer3D'))) == (1, 1, 1, 224, 224, 3)
     assignments = param_groups.param_groups(cfg, shape=(1, 8, 32, 32, 3))
     table = param_groups.format_table(assignments, cfg.optimizer)
     assert 'cls_head.fc_cls.weight' in table and 'lr5_decay1' in table and 'lr10_decay0' in table

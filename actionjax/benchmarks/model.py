@@ -69,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _sample_shape(cfg: Any, shape: tuple[int, ...] | None) -> tuple[int, ...]:
     if shape:
         return (*shape, 3)
-    from actionjax.tools.param_groups import sample_shape
+    from actionjax.runtime_config import sample_shape
 
     backbone = cfg['model'].get('backbone') or {}
     # a transformer with position embeddings for one size (TimeSformer, ViT, UniFormerV2) takes that size

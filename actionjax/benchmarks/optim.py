@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _setup(config: str | None) -> tuple[Any, dict, dict, Any]:
     from actionjax.models import build_model
-    from actionjax.tools.param_groups import sample_shape
+    from actionjax.runtime_config import sample_shape
 
     if config:  # read through the runtime config, as training reads it (0.x or 1.x keys)
         from actionjax.runtime_config import load_config

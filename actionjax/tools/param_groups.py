@@ -26,43 +26,10 @@ from actionjax.optim.constructors import FROZEN, ParamAssignment, build_construc
 from actionjax.optim.param_info import describe_model
 
 
-def sample_shape(cfg: Mapping[str, Any], size: int = 224) -> tuple[int, ...]:
-    """An input shape for the config's model: ``(1, V, H, W, 3)``, 3D: ``(1, V, T, H, W, 3)``.
-
-    V and T come from the first ``SampleFrames`` (or ``UniformSample``) of the training
-    pipeline (of the test pipeline in a test-only recipe), else from the model's
-    ``num_segments``; only the structure matters (the trace is abstract).
-    """
-    from actionjax.runtime_config import data_config
-
-    model = cfg.get('model', {})
-    frames = None
-    data, source = data_config(cfg), getattr(cfg, 'source', None) or cfg
-    # a test-only recipe (X3D, VideoMAE) samples its clips in the test pipeline only
-    pipelines = [pipeline for split in ('train', 'test') for pipeline in (
-        ((data.get(split) or {}).get('dataset') or {}).get('pipeline'), source.get(f'{split}_pipeline'))]
-    for pipeline in pipelines:
-        for step in pipeline or ():
-            if isinstance(step, Mapping) and step.get('type') in ('SampleFrames', 'UniformSample'):
-                frames = step
-                break
-        if frames:
-            break
-    clips = (frames or {}).get('num_clips')
-    clip_len = (frames or {}).get('clip_len', 1)
-    if model.get('type') == 'Recognizer3D':
-        return (1, clips or 1, clip_len, size, size, 3)
-    if clips is None:
-        segments = [part.get('num_segments') for part in (model.get('backbone'), model.get('cls_head'))
-                    if isinstance(part, Mapping)]
-        clips = next((s for s in segments if s), 8)
-    return (1, clips * clip_len, size, size, 3)
-
-
 def param_groups(cfg: Mapping[str, Any], shape: Sequence[int] | None = None) -> list[ParamAssignment]:
     """Every parameter of ``build_model(cfg)`` with its rule and group for ``cfg.optimizer``."""
     from actionjax.models import build_model
-    from actionjax.runtime_config import NO_OPTIMIZER
+    from actionjax.runtime_config import NO_OPTIMIZER, sample_shape
 
     if cfg.get('optimizer') is None:
         raise KeyError(NO_OPTIMIZER)

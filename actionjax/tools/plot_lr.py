@@ -55,7 +55,7 @@ def schedule_curves(cfg: Mapping[str, Any], iters_per_epoch: int) -> dict[str, A
     from actionjax.engine.build import schedule_configs
     from actionjax.models import build_model
     from actionjax.optim import ParamRule, build_constructor, describe_params
-    from actionjax.tools.param_groups import sample_shape
+    from actionjax.runtime_config import sample_shape
 
     lr, momentum = schedule_configs(cfg, iters_per_epoch)
     constructor = build_constructor(cfg['optimizer'])
