@@ -90,6 +90,7 @@ def test(cfg: Any, checkpoint: str, metrics: list[str] | None = None, out: str |
     from actionjax.engine.checkpoint import resolve_checkpoint
     from actionjax.engine.evaluation import build_metrics, run_evaluation
     from actionjax.engine.logger import progress_bar
+    from actionjax.engine.runner import trace_key
     from actionjax.engine.sharding import batch_sharded, local_batch_size, make_mesh, replicated
     from actionjax.engine.steps import make_eval_step
     from actionjax.models import build_model
@@ -112,7 +113,7 @@ def test(cfg: Any, checkpoint: str, metrics: list[str] | None = None, out: str |
     variables = build.checkpoint_variables(model, build.sample_batch(test_set), checkpoint)
     state_sharding = replicated(mesh)
     variables = jax.device_put(variables, state_sharding)
-    eval_step = make_eval_step(model, state_sharding, batch_sharded(mesh))
+    eval_step = make_eval_step(model, state_sharding, batch_sharded(mesh), cache_key=trace_key(cfg))
     metric_cfgs = cfg.test_metrics if metrics is None else [dict(type='AccMetric', metric_list=metrics)]
     metric_objs = build_metrics(metric_cfgs, 'test_metrics', cfg.model)
     kept = _Predictions()

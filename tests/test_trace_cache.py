@@ -130,3 +130,19 @@ def test_the_key_covers_user_modules_outside_the_python_installation(tmp_path, m
         assert not any(path.startswith(os.path.dirname(os.__file__) + os.sep) for path in files)
     finally:
         del sys.modules['my_registered_head']
+
+
+def test_a_runs_key_is_its_runtime_config_less_work_dir_and_seed():
+    from engine_utils import TINY_CONFIG
+
+    from actionjax.engine.runner import trace_key
+    from actionjax.runtime_config import load_config
+
+    cfg = load_config(TINY_CONFIG)
+    key = trace_key(cfg)
+    cfg.work_dir, cfg.seed = 'elsewhere', 7  # a launch in another work dir, with another seed
+    assert trace_key(cfg) == key
+    # a command's change to the runtime config (actionjax.test --average-clips) changes the programs
+    cfg['model']['cls_head']['average_clips'] = 'score'
+    assert trace_key(cfg) != key
+    assert trace_key(dict(cfg)) is None

@@ -98,16 +98,15 @@ class LoopConfig:
 
 
 def trace_key(cfg: Mapping[str, Any]) -> str | None:
-    """What a run's traced init and steps are stored under (``trace_cache``): its file config,
-    all of it but the work dir and seed, which no traced step reads (seeds reach them as
-    arguments), so a launch elsewhere or with another seed loads them. None for a config that
-    did not come from a file."""
+    """What a run's traced init and steps are stored under (``trace_cache``): the runtime config
+    they are built from (with any change a command made to it), all of it but the work dir and
+    seed, which no traced step reads (seeds reach them as arguments), so that a launch
+    elsewhere or with another seed loads them. None for a config that is not a ``Config``."""
     from actionjax.config import Config
 
-    source = getattr(cfg, 'source', None) or cfg
-    if not isinstance(source, Config):
+    if not isinstance(cfg, Config):
         return None
-    return Config({k: v for k, v in source.items() if k not in ('work_dir', 'seed')}).pretty_text
+    return Config({k: v for k, v in cfg.items() if k not in ('work_dir', 'seed')}).pretty_text
 
 
 class NonFiniteLossError(FloatingPointError):
