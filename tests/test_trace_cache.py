@@ -118,16 +118,26 @@ def test_without_a_key_or_a_compilation_cache_it_is_plain_jit(tmp_path):
         jax.config.update('jax_compilation_cache_dir', cache)
 
 
-def test_the_key_covers_user_modules_outside_the_python_installation(tmp_path, monkeypatch):
+def test_the_key_covers_user_modules_and_registered_installed_ones(tmp_path, monkeypatch):
+    import sysconfig
+
+    from actionjax.registry import HEADS
+
     module = tmp_path / 'my_registered_head.py'
     module.write_text('SCALE = 1\n')
     monkeypatch.syspath_prepend(str(tmp_path))
     __import__('my_registered_head')
+    # a head registered from an installed package (here, a stand-in module from site-packages)
+    installed = next(m for m in sys.modules.values() if getattr(m, '__file__', '') and
+                     m.__file__.startswith(sysconfig.get_path('purelib')) and m.__file__.endswith('.py'))
+    head = type('InstalledHead', (), {'__module__': installed.__name__})
+    monkeypatch.setitem(HEADS.entries, 'InstalledHead', head)
     try:
         files = [path for path, _, _ in trace_cache._source_files()]
         assert str(module) in files
+        assert os.path.abspath(installed.__file__) in files
         assert os.path.abspath(trace_cache.__file__) in files
-        assert not any(path.startswith(os.path.dirname(os.__file__) + os.sep) for path in files)
+        assert os.path.abspath(os.__file__) not in files and os.path.abspath(logging.__file__) not in files
     finally:
         del sys.modules['my_registered_head']
 

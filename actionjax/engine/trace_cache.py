@@ -13,9 +13,11 @@ A stored program is used only when nothing it was traced from can have changed. 
 hashes the caller's key (the run's config and anything else the step closes over), the
 arguments' tree, shapes, dtypes and shardings, jax's settings, ``XLA_FLAGS``, the devices,
 the Python, jax, jaxlib, flax, optax and numpy versions, and the size and modification time
-of every source file of actionjax and of every loaded module from outside the Python
-installation (a user's own registered modules). A step that cannot be exported (one with a
-host callback, say) runs as plain jit; ``ACTIONJAX_CACHE_DIR=off`` turns both caches off.
+of every source file of actionjax, of every loaded module from outside the Python
+installation and of every module that registered a backbone, head, optimizer or other
+registry entry (a user's own code, installed or not). A step that cannot be exported (one
+with a host callback, say) runs as plain jit; ``ACTIONJAX_CACHE_DIR=off`` turns both caches
+off.
 """
 
 from __future__ import annotations
@@ -149,19 +151,23 @@ def _environment() -> str:
 
 
 def _source_files() -> list[tuple[str, int, int]]:
-    """(path, mtime, size) of actionjax's source files and of the loaded modules that are not
-    part of the Python installation: the code a step can be traced from, short of installed
-    libraries, whose versions the key holds."""
+    """(path, mtime, size) of the code a step can be traced from, short of the libraries whose
+    versions the key holds: actionjax's source files, the loaded modules from outside the
+    Python installation, and the modules of every registry entry (a user's own backbone or
+    optimizer, installed or not)."""
     import actionjax
+    from actionjax import registry
 
     package = os.path.dirname(os.path.abspath(actionjax.__file__))
     paths = {os.path.join(root, f) for root, _, files in os.walk(package) for f in files if f.endswith('.py')}
     installed = tuple(os.path.abspath(p) + os.sep for p in {sysconfig.get_path(n) for n in
                                                              ('stdlib', 'platstdlib', 'purelib', 'platlib')})
-    for module in list(sys.modules.values()):
-        path = getattr(module, '__file__', None)
-        if path and path.endswith('.py') and not os.path.abspath(path).startswith(installed):
-            paths.add(os.path.abspath(path))
+    registered = {getattr(entry, '__module__', None) for table in vars(registry).values()
+                  if isinstance(table, registry.Registry) for entry in table.entries.values()}
+    for name, module in list(sys.modules.items()):
+        path = os.path.abspath(getattr(module, '__file__', None) or '')
+        if path.endswith('.py') and (name in registered or not path.startswith(installed)):
+            paths.add(path)
     stats = []
     for path in sorted(paths):
         try:
