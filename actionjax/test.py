@@ -90,9 +90,9 @@ def test(cfg: Any, checkpoint: str, metrics: list[str] | None = None, out: str |
     from actionjax.engine.checkpoint import resolve_checkpoint
     from actionjax.engine.evaluation import build_metrics, run_evaluation
     from actionjax.engine.logger import progress_bar
-    from actionjax.engine.runner import trace_key
     from actionjax.engine.sharding import batch_sharded, local_batch_size, make_mesh, replicated
     from actionjax.engine.steps import make_eval_step
+    from actionjax.engine.trace_cache import trace_key
     from actionjax.models import build_model
     from actionjax.runtime_config import runtime_config
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from actionjax.engine import trace_cache
-from actionjax.engine.trace_cache import cached_jit
+from actionjax.engine.trace_cache import cached_jit, trace_key
 
 TRACES: list[str] = []  # one entry each time a step's Python body runs, i.e. is traced
 
@@ -145,7 +145,6 @@ def test_the_key_covers_user_modules_and_registered_installed_ones(tmp_path, mon
 def test_a_runs_key_is_its_runtime_config_less_work_dir_and_seed():
     from engine_utils import TINY_CONFIG
 
-    from actionjax.engine.runner import trace_key
     from actionjax.runtime_config import load_config
 
     cfg = load_config(TINY_CONFIG)

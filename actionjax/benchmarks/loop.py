@@ -59,10 +59,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from actionjax.engine import build
     from actionjax.engine.compile_cache import enable_compilation_cache
     from actionjax.engine.logger import RunLogger, setup_logger
-    from actionjax.engine.runner import LoopConfig, run_training, trace_key
+    from actionjax.engine.runner import LoopConfig, run_training
     from actionjax.engine.sharding import batch_sharded, make_mesh, replicated, to_device
     from actionjax.engine.state import TrainState
     from actionjax.engine.steps import make_train_step
+    from actionjax.engine.trace_cache import trace_key
     from actionjax.models import build_model
     from actionjax.runtime_config import load_config
 

@@ -32,6 +32,7 @@ from actionjax.engine.logger import RunLogger, mean_metrics
 from actionjax.engine.sharding import prefetch_to_device
 from actionjax.engine.state import TrainState
 from actionjax.engine.steps import make_eval_step, make_train_step
+from actionjax.engine.trace_cache import trace_key
 
 
 class EpochData(Protocol):
@@ -95,18 +96,6 @@ class LoopConfig:
 
     def total_iters(self, iters_per_epoch: int) -> int:
         return self.max_epochs * iters_per_epoch if self.by_epoch else self.max_iters
-
-
-def trace_key(cfg: Mapping[str, Any]) -> str | None:
-    """What a run's traced init and steps are stored under (``trace_cache``): the runtime config
-    they are built from (with any change a command made to it), all of it but the work dir and
-    seed, which no traced step reads (seeds reach them as arguments), so that a launch
-    elsewhere or with another seed loads them. None for a config that is not a ``Config``."""
-    from actionjax.config import Config
-
-    if not isinstance(cfg, Config):
-        return None
-    return Config({k: v for k, v in cfg.items() if k not in ('work_dir', 'seed')}).pretty_text
 
 
 class NonFiniteLossError(FloatingPointError):

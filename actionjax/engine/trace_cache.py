@@ -31,7 +31,7 @@ import pickle
 import sys
 import sysconfig
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -73,6 +73,18 @@ def cached_jit(fun: Callable, key: str | None, *, donate_argnums: int | Sequence
         return jax.tree.unflatten(out_tree, run(*leaves))
 
     return call
+
+
+def trace_key(cfg: Mapping[str, Any]) -> str | None:
+    """The key a run's init and steps are stored under: the runtime config they are built from
+    (with any change a command made to it), all of it but the work dir and seed, which no
+    traced step reads (seeds reach them as arguments), so that a launch elsewhere or with
+    another seed loads them. None for a config that is not a ``Config``."""
+    from actionjax.config import Config
+
+    if not isinstance(cfg, Config):
+        return None
+    return Config({k: v for k, v in cfg.items() if k not in ('work_dir', 'seed')}).pretty_text
 
 
 def _stored_program(jitted: Callable, args: tuple, donated: set[int], path: str
