@@ -101,6 +101,16 @@ def test_a_folder_it_cannot_write_costs_only_the_stored_trace(tmp_path, caplog):
     assert 'could not store the traced step' in caplog.text
 
 
+def test_a_failed_write_leaves_no_partial_file(tmp_path, monkeypatch, caplog):
+    def disk_full(src, dst):
+        raise OSError(28, 'No space left on device')
+
+    monkeypatch.setattr(trace_cache.os, 'replace', disk_full)
+    out = cached_jit(make_step(), 'config A', folder=str(tmp_path))(state(), batch())
+    assert equal(out, plain(state(), batch()))
+    assert 'No space left' in caplog.text and not os.listdir(tmp_path)
+
+
 def test_a_step_export_cannot_take_runs_as_plain_jit(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger='actionjax'):
         out = cached_jit(step_with_callback, 'config A', folder=str(tmp_path))(state(), batch())

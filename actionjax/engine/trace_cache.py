@@ -134,9 +134,13 @@ def _write_atomically(path: str, data: bytes) -> None:
     a whole program or none."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix='.tmp')
-    with os.fdopen(fd, 'wb') as f:
-        f.write(data)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:  # a full disk: leave no partial file behind either
+        os.unlink(tmp)
+        raise
 
 
 def _program_name(key: str, in_tree: Any, leaves: list) -> str:
